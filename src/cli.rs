@@ -1,0 +1,91 @@
+//! Command-line arguments, as clap derive structs: argv as it is, no logic.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "poolsim",
+    version,
+    about = "Capacity planning for PostgreSQL connection pools: simulate app pools, PgBouncer and PostgreSQL",
+    long_about = None,
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Simulate the experiment's base scenario (no sweep) and print a summary
+    Run(RunArgs),
+    /// Simulate every sweep point × replication in parallel
+    Sweep(SweepArgs),
+    /// Validate and lint an experiment without simulating: capacity math, unreachable limits,
+    /// contradicting settings
+    Check(CheckArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ExperimentArgs {
+    /// Experiment file (JSON)
+    pub experiment: PathBuf,
+    /// Override a field: dotted path = JSON value (e.g. --set app.pools.primary.max_size=35)
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    pub set: Vec<String>,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub exp: ExperimentArgs,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Worker threads (default: all cores)
+    #[arg(long, short = 'j')]
+    pub jobs: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+pub struct SweepArgs {
+    #[command(flatten)]
+    pub exp: ExperimentArgs,
+    /// Worker threads (default: all cores); results are identical for any value
+    #[arg(long, short = 'j')]
+    pub jobs: Option<usize>,
+    /// Output format on stdout
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Also write results.json, results.csv and results.txt into this directory
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Run only shard K of N (points whose index ≡ K−1 mod N), e.g. 3/8
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
+    /// No progress bar
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CheckFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub exp: ExperimentArgs,
+    #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
+    pub format: CheckFormat,
+}

@@ -1,0 +1,277 @@
+//! Experiments: loading (model defaults, `--set` overrides, sweep points), parsing and validation
+//! into the typed [`Scenario`] the engine runs.
+//!
+//! Pipeline: JSON text -> `serde_json::Value` -> model defaults merged underneath -> overrides
+//! applied at dotted paths -> [`file::ExperimentFile`] (serde, unknown fields rejected; every
+//! structural problem collected, not just the first) -> [`validate`] -> [`Scenario`] plus warnings.
+
+pub mod file;
+pub mod load;
+pub mod validate;
+
+use crate::dist::Dist;
+use crate::units::{SimDuration, SimTime};
+use std::fmt;
+
+pub use load::{apply_override, load_experiment, parse_override, LoadedExperiment};
+pub use validate::validate;
+
+/// One problem found in an experiment, with where it is, what it is, and how to fix it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Problem {
+    pub severity: Severity,
+    /// JSON path, dotted (`app.pools.primary.max_size`).
+    pub path: String,
+    /// The offending value as written (or `(missing)`).
+    pub value: String,
+    pub message: String,
+    pub hint: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sev = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        write!(f, "{sev}: {} = {}: {}", self.path, self.value, self.message)?;
+        if !self.hint.is_empty() {
+            write!(f, "\n  fix: {}", self.hint)?;
+        }
+        Ok(())
+    }
+}
+
+/// Every problem of an invalid experiment (errors first).
+#[derive(Debug)]
+pub struct Invalid(pub Vec<Problem>);
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self
+            .0
+            .iter()
+            .filter(|p| p.severity == Severity::Error)
+            .count();
+        writeln!(f, "the experiment has {n} problem(s):")?;
+        for p in &self.0 {
+            writeln!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+impl std::error::Error for Invalid {}
+
+/// A validated experiment: everything the engine needs, in engine units.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    pub name: String,
+    pub seed: u64,
+    pub run: Run,
+    pub clients: Clients,
+    pub workload: Workload,
+    pub app: App,
+    /// App pools, one per route, in name order.
+    pub pools: Vec<PoolSpec>,
+    pub bouncer: Option<BouncerSpec>,
+    pub primary: PgSpec,
+    pub replicas: Vec<PgSpec>,
+    pub network: Network,
+    pub faults: Vec<Fault>,
+    pub slo: Slo,
+}
+
+#[derive(Clone, Debug)]
+pub struct Run {
+    pub duration: SimDuration,
+    pub warmup: SimDuration,
+    pub replications: u32,
+    pub confidence: f64,
+    pub max_events: u64,
+}
+
+#[derive(Clone, Debug)]
+pub enum Load {
+    /// Users who think, send a request, wait for it (or give up), think again. Steps of user count.
+    Closed {
+        schedule: Vec<(SimTime, u32)>,
+        think: Dist,
+    },
+    /// Poisson arrivals; steps of rate per second.
+    Open { schedule: Vec<(SimTime, f64)> },
+}
+
+impl Load {
+    pub fn max_users(&self) -> u32 {
+        match self {
+            Load::Closed { schedule, .. } => schedule.iter().map(|s| s.1).max().unwrap_or(0),
+            Load::Open { .. } => 0,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Clients {
+    pub load: Load,
+    pub timeout: Option<Dist>,
+    pub retries: u32,
+    pub backoff: Dist,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hold {
+    Transaction,
+    Request,
+}
+
+#[derive(Clone, Debug)]
+pub struct TxType {
+    pub name: String,
+    /// Cumulative weight, normalised so the last is 1.
+    pub cum_weight: f64,
+    /// Index into `Scenario::pools`.
+    pub route: usize,
+    pub statements: u32,
+    pub wait: Dist,
+    pub cpu: Dist,
+    pub gap: Dist,
+}
+
+#[derive(Clone, Debug)]
+pub struct Workload {
+    pub txs: Vec<TxType>,
+    pub app_cpu: Dist,
+    pub hold: Hold,
+    pub tx_per_request: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Balance {
+    RoundRobin,
+    Random,
+}
+
+#[derive(Clone, Debug)]
+pub struct App {
+    pub instances: u32,
+    /// CPU workers per instance; `None` = unlimited (app CPU is then a pure delay).
+    pub workers: Option<u32>,
+    pub max_in_flight: Option<u32>,
+    pub balance: Balance,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolKind {
+    Asyncpg,
+    /// A new connection per transaction, closed after it (serverless-style clients).
+    None,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    Bouncer,
+    Primary,
+    Replicas,
+}
+
+#[derive(Clone, Debug)]
+pub struct PoolSpec {
+    pub name: String,
+    pub kind: PoolKind,
+    pub target: Target,
+    pub min_size: u32,
+    pub max_size: u32,
+    pub acquire_timeout: Option<Dist>,
+    pub command_timeout: Option<SimDuration>,
+    pub max_queries: Option<u64>,
+    pub max_inactive: Option<SimDuration>,
+    pub reset_query: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolMode {
+    Session,
+    Transaction,
+    Statement,
+}
+
+#[derive(Clone, Debug)]
+pub struct BouncerSpec {
+    pub mode: PoolMode,
+    pub max_client_conn: u32,
+    /// Servers per pool; `u32::MAX` when `default_pool_size = 0` (unlimited).
+    pub pool_size: u32,
+    pub min_pool_size: u32,
+    pub reserve_size: u32,
+    pub reserve_timeout: SimDuration,
+    pub query_wait_timeout: Option<SimDuration>,
+    pub server_lifetime: Option<SimDuration>,
+    pub server_idle_timeout: Option<SimDuration>,
+    pub login_retry: SimDuration,
+    pub max_db_connections: Option<u32>,
+    pub cpu_per_query: Dist,
+    pub processes: u32,
+    pub client_connect: Dist,
+    pub prewarm: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct PgSpec {
+    pub max_connections: u32,
+    pub reserved: u32,
+    /// `None` = unlimited: every running statement progresses at full speed.
+    pub cores: Option<u32>,
+    pub sigma: f64,
+    pub kappa: f64,
+    pub backend_start: Dist,
+    pub statement_timeout: Option<SimDuration>,
+}
+
+impl PgSpec {
+    /// Connections ordinary roles may hold: `max_connections − superuser_reserved_connections`.
+    pub fn usable_connections(&self) -> u32 {
+        self.max_connections.saturating_sub(self.reserved)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Network {
+    pub app_bouncer_rtt: SimDuration,
+    pub bouncer_pg_rtt: SimDuration,
+    pub app_pg_rtt: SimDuration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum FaultKind {
+    Down,
+    Slowdown(f64),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultTarget {
+    Bouncer,
+    Primary,
+    Replica(u32),
+}
+
+#[derive(Clone, Debug)]
+pub struct Fault {
+    pub kind: FaultKind,
+    pub target: FaultTarget,
+    pub start: SimTime,
+    pub end: SimTime,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Slo {
+    pub p95_ms: Option<f64>,
+    pub failure_rate: Option<f64>,
+    pub pool_utilization: Option<f64>,
+    pub acquire_p95_ms: Option<f64>,
+}

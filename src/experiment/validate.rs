@@ -1,0 +1,989 @@
+//! From the serde mirror to the typed [`Scenario`]: defaults filled in (and written back, so the
+//! output can show the fully resolved experiment), every problem collected with its path, value
+//! and fix; then the lint of the connection math, whose findings are warnings (risky but legal
+//! settings are exactly what a planner wants to simulate).
+
+use super::file::*;
+use super::*;
+use crate::dist::Dist;
+use crate::units::{SimDuration, SimTime};
+
+struct V {
+    problems: Vec<Problem>,
+}
+
+impl V {
+    fn push(
+        &mut self,
+        sev: Severity,
+        path: &str,
+        value: impl ToString,
+        msg: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
+        self.problems.push(Problem {
+            severity: sev,
+            path: path.to_string(),
+            value: value.to_string(),
+            message: msg.into(),
+            hint: hint.into(),
+        });
+    }
+    fn err(
+        &mut self,
+        path: &str,
+        value: impl ToString,
+        msg: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
+        self.push(Severity::Error, path, value, msg, hint);
+    }
+    fn warn(
+        &mut self,
+        path: &str,
+        value: impl ToString,
+        msg: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
+        self.push(Severity::Warning, path, value, msg, hint);
+    }
+
+    fn dist(&mut self, path: &str, spec: &DurationSpec) -> Dist {
+        let r = match spec {
+            DurationSpec::ConstMs(v) => Dist::constant_ms(*v),
+            DurationSpec::Exp { mean_ms } => Dist::exp_mean_ms(*mean_ms),
+            DurationSpec::Lognormal { median_ms, p95_ms } => {
+                Dist::lognormal_median_p95(*median_ms, *p95_ms)
+            }
+            DurationSpec::Gamma { shape, mean_ms } => Dist::gamma_shape_mean_ms(*shape, *mean_ms),
+            DurationSpec::Uniform { min_ms, max_ms } => Dist::uniform_ms(*min_ms, *max_ms),
+            DurationSpec::Empirical { quantiles } => Dist::empirical_ms(quantiles),
+        };
+        r.unwrap_or_else(|msg| {
+            self.err(
+                path,
+                serde_json::to_string(spec).unwrap_or_default(),
+                msg,
+                "give valid distribution parameters",
+            );
+            Dist::ZERO
+        })
+    }
+
+    fn dist_or(&mut self, path: &str, spec: &mut Option<DurationSpec>, default_ms: f64) -> Dist {
+        let s = spec
+            .get_or_insert(DurationSpec::ConstMs(default_ms))
+            .clone();
+        self.dist(path, &s)
+    }
+
+    fn seconds(&mut self, path: &str, v: f64, allow_zero: bool) -> SimDuration {
+        if !v.is_finite() || v < 0.0 || (!allow_zero && v == 0.0) {
+            self.err(
+                path,
+                v,
+                "must be a positive number of seconds",
+                "use a value such as 1 or 0.5",
+            );
+            return SimDuration::ZERO;
+        }
+        SimDuration::from_s_f64(v)
+    }
+
+    fn ms(&mut self, path: &str, v: f64) -> SimDuration {
+        if !v.is_finite() || v < 0.0 {
+            self.err(
+                path,
+                v,
+                "must be zero or a positive number of milliseconds",
+                "use a value such as 30000",
+            );
+            return SimDuration::ZERO;
+        }
+        SimDuration::from_ms_f64(v)
+    }
+
+    fn size(&mut self, path: &str, v: i64, min: i64) -> u32 {
+        if v < min || v > u32::MAX as i64 {
+            let what = if min == 0 {
+                "zero or more"
+            } else {
+                "at least 1"
+            };
+            self.err(
+                path,
+                v,
+                format!("must be {what}"),
+                format!("set {path} to {what}, e.g. 10"),
+            );
+            return min.max(0) as u32;
+        }
+        v as u32
+    }
+
+    fn choice<'a>(&mut self, path: &str, v: &str, options: &[&'a str]) -> Option<&'a str> {
+        match options.iter().find(|o| **o == v) {
+            Some(o) => Some(*o),
+            None => {
+                self.err(
+                    path,
+                    format!("\"{v}\""),
+                    "unknown value",
+                    format!("use one of: {}", options.join(", ")),
+                );
+                None
+            }
+        }
+    }
+}
+
+/// Validate an experiment. `f` gets every default filled in. Returns the scenario and its warnings,
+/// or every problem (errors first) when it is invalid.
+pub fn validate(f: &mut ExperimentFile) -> Result<(Scenario, Vec<Problem>), Invalid> {
+    let mut v = V {
+        problems: Vec::new(),
+    };
+
+    let name = f.name.get_or_insert_with(|| "experiment".into()).clone();
+    let seed = *f.seed.get_or_insert(1);
+
+    // --- run
+    let r = f.run.get_or_insert_with(Default::default);
+    let duration_s = *r.duration_s.get_or_insert(60.0);
+    let warmup_s = *r.warmup_s.get_or_insert(10.0);
+    let replications = *r.replications.get_or_insert(5);
+    let confidence = *r.confidence.get_or_insert(0.95);
+    let max_events = *r.max_events.get_or_insert(4_000_000_000);
+    let duration = v.seconds("run.duration_s", duration_s, false);
+    let warmup = v.seconds("run.warmup_s", warmup_s, true);
+    if duration_s.is_finite() && warmup_s.is_finite() && warmup_s >= duration_s {
+        v.err(
+            "run.warmup_s",
+            warmup_s,
+            format!("the warm-up must be shorter than run.duration_s ({duration_s})"),
+            "shorten the warm-up or lengthen the run",
+        );
+    }
+    if duration_s > 86_400.0 {
+        v.err(
+            "run.duration_s",
+            duration_s,
+            "runs are limited to one simulated day",
+            "use a shorter duration and more replications",
+        );
+    }
+    if replications == 0 || replications > 10_000 {
+        v.err(
+            "run.replications",
+            replications,
+            "must be between 1 and 10000",
+            "use 5 to 30 replications",
+        );
+    }
+    if !(confidence > 0.5 && confidence < 1.0) {
+        v.err(
+            "run.confidence",
+            confidence,
+            "must be a level between 0.5 and 1",
+            "use 0.95",
+        );
+    }
+    let run = Run {
+        duration,
+        warmup,
+        replications,
+        confidence,
+        max_events,
+    };
+
+    // --- network
+    let n = f.network.get_or_insert_with(Default::default);
+    let network = Network {
+        app_bouncer_rtt: {
+            let x = *n.app_bouncer_rtt_ms.get_or_insert(0.2);
+            v.ms("network.app_bouncer_rtt_ms", x)
+        },
+        bouncer_pg_rtt: {
+            let x = *n.bouncer_postgres_rtt_ms.get_or_insert(0.1);
+            v.ms("network.bouncer_postgres_rtt_ms", x)
+        },
+        app_pg_rtt: {
+            let x = *n.app_postgres_rtt_ms.get_or_insert(0.2);
+            v.ms("network.app_postgres_rtt_ms", x)
+        },
+    };
+
+    // --- postgres
+    let p = f.postgres.get_or_insert_with(Default::default);
+    let max_connections = *p.max_connections.get_or_insert(100);
+    let reserved = *p.superuser_reserved_connections.get_or_insert(3);
+    let cores = *p.cores.get_or_insert(4);
+    let sigma = *p.contention_sigma.get_or_insert(0.0);
+    let kappa = *p.contention_kappa.get_or_insert(0.0);
+    if !(sigma.is_finite() && (0.0..1.0).contains(&sigma)) {
+        v.err(
+            "postgres.contention_sigma",
+            sigma,
+            "must be in [0, 1)",
+            "use 0 for no contention, ~0.01-0.1 typically",
+        );
+    }
+    if !(kappa.is_finite() && kappa >= 0.0) {
+        v.err(
+            "postgres.contention_kappa",
+            kappa,
+            "must be zero or positive",
+            "use 0 for no coherency delay, ~0.0001-0.01 typically",
+        );
+    }
+    if reserved >= max_connections {
+        v.err(
+            "postgres.superuser_reserved_connections",
+            reserved,
+            format!("leaves no connection for applications (max_connections is {max_connections})"),
+            "reserve fewer connections than max_connections",
+        );
+    }
+    let backend_start = {
+        let mut s = p.backend_start.take();
+        let d = v.dist_or("postgres.backend_start", &mut s, 10.0);
+        p.backend_start = s;
+        d
+    };
+    let statement_timeout = p
+        .statement_timeout_ms
+        .filter(|x| *x > 0.0)
+        .map(|x| v.ms("postgres.statement_timeout_ms", x));
+    let primary = PgSpec {
+        max_connections,
+        reserved,
+        cores: (cores > 0).then_some(cores),
+        sigma,
+        kappa,
+        backend_start: backend_start.clone(),
+        statement_timeout,
+    };
+
+    // --- replicas
+    let rf = f.replicas.get_or_insert_with(Default::default);
+    let rcount = *rf.count.get_or_insert(0);
+    let rmax = *rf.max_connections.get_or_insert(max_connections);
+    let rcores = *rf.cores.get_or_insert(cores);
+    if rcount > 64 {
+        v.err(
+            "replicas.count",
+            rcount,
+            "at most 64 replicas",
+            "model fewer, larger replicas",
+        );
+    }
+    let replicas: Vec<PgSpec> = (0..rcount.min(64))
+        .map(|_| PgSpec {
+            max_connections: rmax,
+            cores: (rcores > 0).then_some(rcores),
+            ..primary.clone()
+        })
+        .collect();
+
+    // --- pgbouncer
+    let bouncer = match f.pgbouncer.as_mut() {
+        None => None,
+        Some(b) => {
+            let mode = b.pool_mode.get_or_insert_with(|| "session".into()).clone();
+            let mode = match v.choice(
+                "pgbouncer.pool_mode",
+                &mode,
+                &["session", "transaction", "statement"],
+            ) {
+                Some("transaction") => PoolMode::Transaction,
+                Some("statement") => PoolMode::Statement,
+                _ => PoolMode::Session,
+            };
+            let max_client_conn = *b.max_client_conn.get_or_insert(100);
+            let dps = *b.default_pool_size.get_or_insert(20);
+            let pool_size = v.size("pgbouncer.default_pool_size", dps, 0);
+            let pool_size = if pool_size == 0 { u32::MAX } else { pool_size };
+            let x = *b.min_pool_size.get_or_insert(0);
+            let min_pool_size = v.size("pgbouncer.min_pool_size", x, 0);
+            let x = *b.reserve_pool_size.get_or_insert(0);
+            let reserve_size = v.size("pgbouncer.reserve_pool_size", x, 0);
+            let x = *b.reserve_pool_timeout_s.get_or_insert(5.0);
+            let reserve_timeout = v.seconds("pgbouncer.reserve_pool_timeout_s", x, true);
+            let x = *b.query_wait_timeout_s.get_or_insert(120.0);
+            let query_wait_timeout =
+                (x > 0.0).then(|| v.seconds("pgbouncer.query_wait_timeout_s", x, true));
+            let x = *b.server_lifetime_s.get_or_insert(3600.0);
+            let server_lifetime =
+                (x > 0.0).then(|| v.seconds("pgbouncer.server_lifetime_s", x, true));
+            let x = *b.server_idle_timeout_s.get_or_insert(600.0);
+            let server_idle_timeout =
+                (x > 0.0).then(|| v.seconds("pgbouncer.server_idle_timeout_s", x, true));
+            let x = *b.server_login_retry_s.get_or_insert(15.0);
+            let login_retry = v.seconds("pgbouncer.server_login_retry_s", x, true);
+            let x = *b.max_db_connections.get_or_insert(0);
+            let max_db_connections = (x > 0).then_some(x);
+            let processes = *b.processes.get_or_insert(1);
+            if processes == 0 || processes > 64 {
+                v.err(
+                    "pgbouncer.processes",
+                    processes,
+                    "must be between 1 and 64",
+                    "use 1 unless you run several PgBouncers with so_reuseport",
+                );
+            }
+            let cpu_per_query = v.dist_or("pgbouncer.cpu_per_query", &mut b.cpu_per_query, 0.035);
+            let client_connect = v.dist_or("pgbouncer.client_connect", &mut b.client_connect, 0.3);
+            let prewarm = *b.prewarm.get_or_insert(false);
+            if max_client_conn == 0 {
+                v.err(
+                    "pgbouncer.max_client_conn",
+                    0,
+                    "PgBouncer would refuse every client",
+                    "set it above the app's total pool size",
+                );
+            }
+            Some(BouncerSpec {
+                mode,
+                max_client_conn,
+                pool_size,
+                min_pool_size,
+                reserve_size,
+                reserve_timeout,
+                query_wait_timeout,
+                server_lifetime,
+                server_idle_timeout,
+                login_retry,
+                max_db_connections,
+                cpu_per_query,
+                processes: processes.clamp(1, 64),
+                client_connect,
+                prewarm,
+            })
+        }
+    };
+
+    // --- app
+    let a = f.app.get_or_insert_with(Default::default);
+    let instances = *a.instances.get_or_insert(1);
+    if instances == 0 || instances > 10_000 {
+        v.err(
+            "app.instances",
+            instances,
+            "must be between 1 and 10000",
+            "use the number of app processes",
+        );
+    }
+    let workers = *a.workers_per_instance.get_or_insert(0);
+    let max_in_flight = *a.max_in_flight.get_or_insert(0);
+    let balance = a
+        .balance
+        .get_or_insert_with(|| "round_robin".into())
+        .clone();
+    let balance = match v.choice("app.balance", &balance, &["round_robin", "random"]) {
+        Some("random") => Balance::Random,
+        _ => Balance::RoundRobin,
+    };
+    let app = App {
+        instances: instances.max(1),
+        workers: (workers > 0).then_some(workers),
+        max_in_flight: (max_in_flight > 0).then_some(max_in_flight),
+        balance,
+    };
+    let has_bouncer = bouncer.is_some();
+    let mut pools = Vec::new();
+    for (pname, pf) in a.pools.iter_mut() {
+        let path = |k: &str| format!("app.pools.{pname}.{k}");
+        let kind = pf.kind.get_or_insert_with(|| "asyncpg".into()).clone();
+        let kind = match v.choice(&path("kind"), &kind, &["asyncpg", "none"]) {
+            Some("none") => PoolKind::None,
+            _ => PoolKind::Asyncpg,
+        };
+        let default_target = if pname.starts_with("replica") {
+            "replicas"
+        } else if has_bouncer {
+            "pgbouncer"
+        } else {
+            "primary"
+        };
+        let target = pf
+            .target
+            .get_or_insert_with(|| default_target.into())
+            .clone();
+        let target = match v.choice(
+            &path("target"),
+            &target,
+            &["pgbouncer", "primary", "replicas"],
+        ) {
+            Some("pgbouncer") => {
+                if !has_bouncer {
+                    v.err(
+                        &path("target"),
+                        "\"pgbouncer\"",
+                        "the experiment has no `pgbouncer` section",
+                        "add a pgbouncer section or target `primary` directly",
+                    );
+                }
+                Target::Bouncer
+            }
+            Some("replicas") => {
+                if rcount == 0 {
+                    v.err(
+                        &path("target"),
+                        "\"replicas\"",
+                        "replicas.count is 0",
+                        "set replicas.count, or target `pgbouncer`/`primary`",
+                    );
+                }
+                Target::Replicas
+            }
+            _ => Target::Primary,
+        };
+        let (dmin, dmax) = if kind == PoolKind::None {
+            (0, 0)
+        } else {
+            (10, 10)
+        };
+        let x = *pf.min_size.get_or_insert(dmin);
+        let min_size = v.size(&path("min_size"), x, 0);
+        let x = *pf.max_size.get_or_insert(dmax);
+        let max_size = v.size(
+            &path("max_size"),
+            x,
+            if kind == PoolKind::None { 0 } else { 1 },
+        );
+        if kind == PoolKind::Asyncpg
+            && min_size > max_size
+            && pf.max_size.unwrap_or(0) >= 1
+            && pf.min_size.unwrap_or(0) >= 0
+        {
+            v.err(
+                &path("min_size"),
+                min_size,
+                format!("min_size is larger than max_size ({max_size})"),
+                format!("set min_size to at most {max_size}, or raise max_size"),
+            );
+        }
+        if max_size > 100_000 {
+            v.err(
+                &path("max_size"),
+                max_size,
+                "at most 100000 connections per pool",
+                "use a realistic pool size",
+            );
+        }
+        let acquire_timeout = match (&pf.acquire_timeout, pf.acquire_timeout_ms) {
+            (Some(spec), _) => Some(v.dist(&path("acquire_timeout"), &spec.clone())),
+            (None, Some(ms)) if ms > 0.0 => {
+                Some(Dist::Const(v.ms(&path("acquire_timeout_ms"), ms)))
+            }
+            _ => None,
+        };
+        let command_timeout = pf
+            .command_timeout_ms
+            .filter(|x| *x > 0.0)
+            .map(|x| v.ms(&path("command_timeout_ms"), x));
+        let mq = *pf.max_queries.get_or_insert(50_000);
+        let mil = *pf.max_inactive_connection_lifetime_s.get_or_insert(300.0);
+        let reset_query = *pf.reset_query.get_or_insert(kind == PoolKind::Asyncpg);
+        let max_inactive =
+            (mil > 0.0).then(|| v.seconds(&path("max_inactive_connection_lifetime_s"), mil, true));
+        pools.push(PoolSpec {
+            name: pname.clone(),
+            kind,
+            target,
+            min_size: if kind == PoolKind::None { 0 } else { min_size },
+            max_size: if kind == PoolKind::None {
+                u32::MAX
+            } else {
+                max_size.max(1)
+            },
+            acquire_timeout,
+            command_timeout,
+            max_queries: (mq > 0).then_some(mq),
+            max_inactive,
+            reset_query,
+        });
+    }
+
+    // --- workload
+    let w = f.workload.get_or_insert_with(Default::default);
+    if w.transactions.is_empty() {
+        v.err("workload.transactions", "[]", "at least one transaction type is needed", "add e.g. {\"name\": \"read\", \"statements\": 1, \"statement_cpu\": {\"const_ms\": 1}}");
+    }
+    let mut txs = Vec::new();
+    let mut total_w = 0.0;
+    for (i, t) in w.transactions.iter_mut().enumerate() {
+        let path = |k: &str| format!("workload.transactions.{i}.{k}");
+        let weight = *t.weight.get_or_insert(1.0);
+        if !(weight.is_finite() && weight >= 0.0) {
+            v.err(
+                &path("weight"),
+                weight,
+                "must be zero or positive",
+                "weights are relative; use e.g. 0.8 and 0.2",
+            );
+        }
+        total_w += weight.max(0.0);
+        let route = t.route.get_or_insert_with(|| "primary".into()).clone();
+        let route_idx = pools.iter().position(|p| p.name == route);
+        if route_idx.is_none() {
+            let known: Vec<&str> = pools.iter().map(|p| p.name.as_str()).collect();
+            v.err(
+                &path("route"),
+                format!("\"{route}\""),
+                "no app pool has this name",
+                if known.is_empty() {
+                    "add app.pools.<route> (e.g. app.pools.primary)".to_string()
+                } else {
+                    format!(
+                        "use one of: {} — or add app.pools.{route}",
+                        known.join(", ")
+                    )
+                },
+            );
+        }
+        let statements = *t.statements.get_or_insert(1);
+        if statements == 0 || statements > 10_000 {
+            v.err(
+                &path("statements"),
+                statements,
+                "must be between 1 and 10000",
+                "count the round trips of the transaction",
+            );
+        }
+        let wait = v.dist_or(&path("statement_wait"), &mut t.statement_wait, 0.0);
+        let cpu = v.dist_or(&path("statement_cpu"), &mut t.statement_cpu, 0.0);
+        let gap = v.dist_or(&path("gap"), &mut t.gap, 0.0);
+        txs.push(TxType {
+            name: t.name.clone(),
+            cum_weight: total_w,
+            route: route_idx.unwrap_or(0),
+            statements: statements.max(1),
+            wait,
+            cpu,
+            gap,
+        });
+    }
+    if total_w <= 0.0 && !txs.is_empty() {
+        v.err(
+            "workload.transactions",
+            "(weights)",
+            "the weights add up to zero",
+            "give at least one transaction a positive weight",
+        );
+    } else {
+        for t in &mut txs {
+            t.cum_weight /= total_w;
+        }
+        if let Some(last) = txs.last_mut() {
+            last.cum_weight = 1.0;
+        }
+    }
+    let app_cpu = v.dist_or("workload.app_cpu", &mut w.app_cpu, 0.0);
+    let hold = w.hold.get_or_insert_with(|| "transaction".into()).clone();
+    let hold = match v.choice("workload.hold", &hold, &["transaction", "request"]) {
+        Some("request") => Hold::Request,
+        _ => Hold::Transaction,
+    };
+    let tx_per_request = *w.transactions_per_request.get_or_insert(1);
+    if tx_per_request == 0 || tx_per_request > 1000 {
+        v.err(
+            "workload.transactions_per_request",
+            tx_per_request,
+            "must be between 1 and 1000",
+            "use 1 unless a request runs several transactions",
+        );
+    }
+    if hold == Hold::Request {
+        let routes: std::collections::BTreeSet<usize> = txs.iter().map(|t| t.route).collect();
+        if routes.len() > 1 {
+            v.err(
+                "workload.hold",
+                "\"request\"",
+                "holding one connection per request needs every transaction on the same route",
+                "use hold: transaction, or one route",
+            );
+        }
+    }
+    let workload = Workload {
+        txs,
+        app_cpu,
+        hold,
+        tx_per_request: tx_per_request.max(1),
+    };
+
+    // --- clients
+    let c = f.clients.get_or_insert_with(Default::default);
+    let mode = c.mode.get_or_insert_with(|| "closed".into()).clone();
+    let load = match v.choice("clients.mode", &mode, &["closed", "open"]) {
+        Some("open") => {
+            let mut schedule = Vec::new();
+            if let Some(r) = c.rate_per_s {
+                schedule.push((SimTime::ZERO, r));
+            }
+            for (i, s) in c.rate_schedule.iter().enumerate() {
+                let at = v.seconds(&format!("clients.rate_schedule.{i}.at_s"), s.at_s, true);
+                if !(s.rate_per_s.is_finite() && s.rate_per_s >= 0.0) {
+                    v.err(
+                        &format!("clients.rate_schedule.{i}.rate_per_s"),
+                        s.rate_per_s,
+                        "must be zero or positive",
+                        "use requests per second",
+                    );
+                }
+                schedule.push((SimTime::ZERO + at, s.rate_per_s));
+            }
+            if schedule.is_empty() {
+                v.err(
+                    "clients.rate_per_s",
+                    "(missing)",
+                    "an open workload needs an arrival rate",
+                    "set clients.rate_per_s (requests per second) or clients.rate_schedule",
+                );
+            }
+            if let Some(r) = c.rate_per_s {
+                if !(r.is_finite() && r >= 0.0) {
+                    v.err(
+                        "clients.rate_per_s",
+                        r,
+                        "must be zero or positive",
+                        "use requests per second",
+                    );
+                }
+            }
+            schedule.sort_by_key(|s| s.0);
+            if schedule.first().is_some_and(|s| s.0 > SimTime::ZERO) {
+                schedule.insert(0, (SimTime::ZERO, 0.0));
+            }
+            Load::Open { schedule }
+        }
+        _ => {
+            let think = v.dist_or("clients.think_time", &mut c.think_time, 0.0);
+            let mut schedule = Vec::new();
+            if let Some(u) = c.users {
+                schedule.push((SimTime::ZERO, u));
+            }
+            for (i, s) in c.users_schedule.iter().enumerate() {
+                let at = v.seconds(&format!("clients.users_schedule.{i}.at_s"), s.at_s, true);
+                schedule.push((SimTime::ZERO + at, s.users));
+            }
+            if schedule.is_empty() {
+                v.err(
+                    "clients.users",
+                    "(missing)",
+                    "a closed workload needs a number of users",
+                    "set clients.users, or clients.mode = \"open\" with clients.rate_per_s",
+                );
+            }
+            schedule.sort_by_key(|s| s.0);
+            if schedule.first().is_some_and(|s| s.0 > SimTime::ZERO) {
+                schedule.insert(0, (SimTime::ZERO, 0));
+            }
+            let max = schedule.iter().map(|s| s.1).max().unwrap_or(0);
+            if max > 5_000_000 {
+                v.err(
+                    "clients.users",
+                    max,
+                    "at most 5,000,000 users",
+                    "simulate fewer users",
+                );
+            }
+            Load::Closed { schedule, think }
+        }
+    };
+    let timeout = match (&c.request_timeout, c.request_timeout_ms) {
+        (Some(s), _) => Some(v.dist("clients.request_timeout", &s.clone())),
+        (None, Some(ms)) if ms > 0.0 => Some(Dist::Const(v.ms("clients.request_timeout_ms", ms))),
+        _ => None,
+    };
+    let rt = c.retries.get_or_insert_with(Default::default);
+    let retries = *rt.max.get_or_insert(0);
+    let backoff = v.dist_or("clients.retries.backoff", &mut rt.backoff, 100.0);
+    if retries > 100 {
+        v.err(
+            "clients.retries.max",
+            retries,
+            "at most 100 retries",
+            "use 0 to 3",
+        );
+    }
+    let users_at_start = load.max_users();
+    let clients = Clients {
+        load,
+        timeout,
+        retries,
+        backoff,
+    };
+
+    // --- faults
+    let mut faults = Vec::new();
+    for (i, ff) in f.faults.iter().enumerate() {
+        let path = |k: &str| format!("faults.{i}.{k}");
+        let target = match ff.target.as_str() {
+            "pgbouncer" => Some(FaultTarget::Bouncer),
+            "primary" => Some(FaultTarget::Primary),
+            t => match t
+                .strip_prefix("replica:")
+                .and_then(|n| n.parse::<u32>().ok())
+            {
+                Some(k) if k < rcount => Some(FaultTarget::Replica(k)),
+                _ => {
+                    v.err(&path("target"), format!("\"{t}\""), "unknown fault target", format!("use pgbouncer, primary or replica:N with N below replicas.count ({rcount})"));
+                    None
+                }
+            },
+        };
+        if target == Some(FaultTarget::Bouncer) && !has_bouncer {
+            v.err(
+                &path("target"),
+                "\"pgbouncer\"",
+                "the experiment has no pgbouncer",
+                "remove the fault or add a pgbouncer section",
+            );
+        }
+        let kind = match ff.kind.as_str() {
+            "down" | "restart" => Some(FaultKind::Down),
+            "slowdown" => match ff.factor {
+                Some(k) if k.is_finite() && k > 0.0 => Some(FaultKind::Slowdown(k)),
+                other => {
+                    v.err(
+                        &path("factor"),
+                        format!("{other:?}"),
+                        "a slowdown needs a positive factor",
+                        "e.g. \"factor\": 3 makes statements 3 times slower",
+                    );
+                    None
+                }
+            },
+            k => {
+                v.err(
+                    &path("kind"),
+                    format!("\"{k}\""),
+                    "unknown fault kind",
+                    "use down, restart or slowdown",
+                );
+                None
+            }
+        };
+        if matches!(kind, Some(FaultKind::Slowdown(_))) && target == Some(FaultTarget::Bouncer) {
+            v.err(
+                &path("target"),
+                "\"pgbouncer\"",
+                "slowdowns apply to database servers",
+                "target primary or replica:N",
+            );
+        }
+        let start = v.seconds(&path("at_s"), ff.at_s, true);
+        let len = v.seconds(&path("for_s"), ff.for_s, false);
+        if let (Some(kind), Some(target)) = (kind, target) {
+            faults.push(Fault {
+                kind,
+                target,
+                start: SimTime::ZERO + start,
+                end: SimTime::ZERO + start + len,
+            });
+        }
+    }
+
+    // --- slo
+    let s = f.slo.get_or_insert_with(Default::default);
+    let mut p95 = s.p95_ms;
+    if !s.p95_ms_by_users.is_empty() {
+        let mut steps = s.p95_ms_by_users.clone();
+        steps.sort_by_key(|x| x.0);
+        p95 = steps
+            .iter()
+            .rev()
+            .find(|x| x.0 <= users_at_start)
+            .or(steps.first())
+            .map(|x| x.1);
+    }
+    let slo = Slo {
+        p95_ms: p95,
+        failure_rate: s.failure_rate,
+        pool_utilization: s.pool_utilization,
+        acquire_p95_ms: s.acquire_p95_ms,
+    };
+
+    let sc = Scenario {
+        name,
+        seed,
+        run,
+        clients,
+        workload,
+        app,
+        pools,
+        bouncer,
+        primary,
+        replicas,
+        network,
+        faults,
+        slo,
+    };
+    if !v.problems.iter().any(|p| p.severity == Severity::Error) {
+        lint(&sc, &mut v);
+    }
+    v.problems.sort();
+    if v.problems.iter().any(|p| p.severity == Severity::Error) {
+        return Err(Invalid(v.problems));
+    }
+    Ok((sc, v.problems))
+}
+
+/// Connection math and settings that contradict each other: warnings.
+fn lint(sc: &Scenario, v: &mut V) {
+    let inst = sc.app.instances as u64;
+    let used: std::collections::BTreeSet<usize> = sc.workload.txs.iter().map(|t| t.route).collect();
+    for (i, p) in sc.pools.iter().enumerate() {
+        if !used.contains(&i) {
+            v.warn(
+                &format!("app.pools.{}", p.name),
+                "(pool)",
+                "no transaction uses this pool",
+                "route a transaction to it or remove it",
+            );
+        }
+    }
+    let finite = |p: &PoolSpec| p.kind == PoolKind::Asyncpg;
+    let to = |t: Target| -> (u64, bool) {
+        let mut n = 0u64;
+        let mut unbounded = false;
+        for p in sc.pools.iter().filter(|p| p.target == t) {
+            if finite(p) {
+                n += inst * p.max_size as u64;
+            } else {
+                unbounded = true;
+            }
+        }
+        (n, unbounded)
+    };
+    let (to_bouncer, _) = to(Target::Bouncer);
+    let (to_primary, primary_unbounded) = to(Target::Primary);
+    let (to_replicas, _) = to(Target::Replicas);
+    let mut server_side = to_primary;
+    if let Some(b) = &sc.bouncer {
+        let accept = b.max_client_conn as u64 * b.processes as u64;
+        if to_bouncer > accept {
+            v.warn("pgbouncer.max_client_conn", b.max_client_conn, format!("the app pools can open {to_bouncer} client connections ({} instances × pool sizes) but PgBouncer accepts {accept}: the rest are refused with 08P01, not queued", sc.app.instances), format!("raise max_client_conn to at least {to_bouncer}, or shrink the app pools"));
+        }
+        if b.pool_size != u32::MAX {
+            let mut servers = (b.pool_size as u64 + b.reserve_size as u64) * b.processes as u64;
+            if let Some(m) = b.max_db_connections {
+                servers = servers.min(m as u64 * b.processes as u64);
+            }
+            server_side += servers;
+            if b.min_pool_size > b.pool_size {
+                v.warn(
+                    "pgbouncer.min_pool_size",
+                    b.min_pool_size,
+                    format!(
+                        "above default_pool_size ({}): it can never be reached",
+                        b.pool_size
+                    ),
+                    "keep min_pool_size ≤ default_pool_size",
+                );
+            }
+            if b.mode == PoolMode::Session && to_bouncer > (b.pool_size as u64 * b.processes as u64)
+            {
+                v.warn("pgbouncer.pool_mode", "\"session\"", format!("in session mode every app connection pins a server until it disconnects; {to_bouncer} app connections share {} servers, so the rest wait for query_wait_timeout", b.pool_size as u64 * b.processes as u64), "use transaction mode, or size default_pool_size to the app pools");
+            }
+        } else {
+            server_side += to_bouncer;
+        }
+        if b.reserve_size > 0 {
+            if let Some(q) = b.query_wait_timeout {
+                if b.reserve_timeout >= q {
+                    v.warn("pgbouncer.reserve_pool_timeout_s", b.reserve_timeout.as_s_f64(), "not shorter than query_wait_timeout: waiters time out before the reserve pool opens", "make reserve_pool_timeout_s shorter than query_wait_timeout_s");
+                }
+            }
+        }
+        if b.mode == PoolMode::Statement
+            && sc
+                .workload
+                .txs
+                .iter()
+                .any(|t| t.statements > 1 && sc.pools[t.route].target == Target::Bouncer)
+        {
+            v.warn("pgbouncer.pool_mode", "\"statement\"", "statement mode refuses transaction blocks, and some transactions have several statements: they will fail", "use transaction mode, or single-statement transactions");
+        }
+    }
+    let usable = sc.primary.usable_connections() as u64;
+    if server_side > usable || primary_unbounded {
+        v.warn("postgres.max_connections", sc.primary.max_connections, format!("up to {} connections can be opened to the primary (PgBouncer servers + reserve + direct pools{}) but only {usable} are available to applications (max_connections − superuser_reserved_connections): the rest are refused with 53300", server_side, if primary_unbounded { " + unpooled clients" } else { "" }), format!("raise max_connections to at least {}, or shrink the pools", server_side + sc.primary.reserved as u64));
+    }
+    if !sc.replicas.is_empty() && to_replicas > 0 {
+        let per = to_replicas.div_ceil(sc.replicas.len() as u64);
+        let usable = sc.replicas[0].usable_connections() as u64;
+        if per > usable {
+            v.warn("replicas.max_connections", sc.replicas[0].max_connections, format!("the replica pools can open about {per} connections per replica but each accepts {usable}"), format!("raise replicas.max_connections to at least {}", per + sc.replicas[0].reserved as u64));
+        }
+    }
+    for p in &sc.pools {
+        if p.kind == PoolKind::Asyncpg && p.min_size > p.max_size {
+            continue;
+        }
+        if let (Some(Dist::Const(acq)), Some(Dist::Const(client))) =
+            (&p.acquire_timeout, &sc.clients.timeout)
+        {
+            if acq >= client {
+                v.warn(&format!("app.pools.{}.acquire_timeout_ms", p.name), acq.as_ms_f64(), format!("not shorter than the client's request timeout ({} ms): the acquire timeout can never fire first", client.as_ms_f64()), "make the acquire timeout shorter than the request timeout");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiment::load::parse_file;
+    use serde_json::json;
+
+    fn check(doc: serde_json::Value) -> Result<(Scenario, Vec<Problem>), Invalid> {
+        let (mut f, structural) = parse_file(&doc);
+        assert!(structural.is_empty(), "{structural:?}");
+        validate(&mut f)
+    }
+
+    #[test]
+    fn minimal_experiment_gets_defaults() {
+        let (sc, _) = check(json!({
+            "clients": {"users": 10},
+            "workload": {"transactions": [{"name": "q", "statement_cpu": {"const_ms": 1}}]},
+            "app": {"pools": {"primary": {}}}
+        }))
+        .unwrap();
+        assert_eq!(sc.pools[0].max_size, 10);
+        assert_eq!(sc.pools[0].target, Target::Primary);
+        assert_eq!(sc.run.replications, 5);
+    }
+
+    #[test]
+    fn negative_and_inverted_pool_sizes_are_errors() {
+        let err = check(json!({
+            "clients": {"users": 10},
+            "workload": {"transactions": [{"name": "q"}]},
+            "app": {"pools": {"primary": {"min_size": 20, "max_size": 5}, "other": {"max_size": -3}}}
+        }))
+        .unwrap_err();
+        let paths: Vec<&str> = err.0.iter().map(|p| p.path.as_str()).collect();
+        assert!(paths.contains(&"app.pools.primary.min_size"), "{err}");
+        assert!(paths.contains(&"app.pools.other.max_size"), "{err}");
+    }
+
+    #[test]
+    fn oversubscribed_max_client_conn_is_a_warning() {
+        let (_, warnings) = check(json!({
+            "clients": {"users": 10},
+            "workload": {"transactions": [{"name": "q"}]},
+            "app": {"instances": 5, "pools": {"primary": {"max_size": 50}}},
+            "pgbouncer": {"pool_mode": "transaction", "max_client_conn": 100}
+        }))
+        .unwrap();
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.path == "pgbouncer.max_client_conn"),
+            "{warnings:?}"
+        );
+    }
+}

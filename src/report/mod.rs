@@ -1,0 +1,282 @@
+//! Results: the output schema (one module *is* the contract, versioned) and its renderers — table,
+//! JSON, CSV — as pure functions returning bytes.
+
+pub mod table;
+
+use crate::experiment::{Problem, Scenario};
+use crate::sim::METRIC_NAMES;
+use crate::stats::Interval;
+use crate::sweep::{Plan, PointResult};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Bumped whenever a field changes meaning or disappears.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Results {
+    pub schema_version: u32,
+    pub poolsim_version: String,
+    /// `simulated` or `measured`.
+    pub source: String,
+    pub experiment: String,
+    pub seed: u64,
+    pub confidence: f64,
+    pub replications: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
+    pub axes: Vec<Axis>,
+    pub warnings: Vec<String>,
+    pub points: Vec<PointOut>,
+    /// The experiment as simulated, every default filled in (the sweep axes then vary it).
+    pub resolved_experiment: Value,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Axis {
+    pub path: String,
+    pub values: Vec<Value>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PointOut {
+    pub index: usize,
+    pub params: Map<String, Value>,
+    pub replications: u32,
+    pub events: u64,
+    pub truncated: bool,
+    pub metrics: Map<String, Value>,
+    pub slo: Vec<SloOut>,
+    /// `pass`, `fail`, or `uncertain` (an interval straddles a threshold).
+    pub verdict: String,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
+pub struct MetricOut {
+    pub mean: f64,
+    pub low: f64,
+    pub high: f64,
+    pub half_width: Option<f64>,
+}
+
+impl From<&Interval> for MetricOut {
+    fn from(i: &Interval) -> Self {
+        let clean = |x: f64| if x.is_finite() { x } else { 0.0 };
+        MetricOut {
+            mean: clean(i.mean),
+            low: clean(i.low),
+            high: clean(i.high),
+            half_width: i.half_width.filter(|h| h.is_finite()),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SloOut {
+    /// The SLO as written in the experiment (`p95_ms`, …).
+    pub slo: String,
+    /// The metric it is checked against.
+    pub metric: String,
+    pub threshold: f64,
+    pub value: f64,
+    pub verdict: String,
+}
+
+impl PointOut {
+    pub fn metric(&self, name: &str) -> Option<MetricOut> {
+        self.metrics
+            .get(name)
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+    }
+    pub fn mean(&self, name: &str) -> f64 {
+        self.metric(name).map_or(0.0, |m| m.mean)
+    }
+}
+
+/// Judge each SLO on the point's interval: pass when the whole interval meets it, fail when none
+/// of it does, uncertain otherwise.
+pub fn slo_verdicts(sc: &Scenario, metrics: &[Interval]) -> (Vec<SloOut>, String) {
+    let idx = crate::sim::metric_index;
+    let checks = [
+        ("p95_ms", "latency_p95_ms", sc.slo.p95_ms),
+        ("failure_rate", "failure_rate", sc.slo.failure_rate),
+        (
+            "pool_utilization",
+            "app_pool_utilization",
+            sc.slo.pool_utilization,
+        ),
+        (
+            "acquire_p95_ms",
+            "acquire_wait_p95_ms",
+            sc.slo.acquire_p95_ms,
+        ),
+    ];
+    let mut out = Vec::new();
+    let mut overall = "pass";
+    for (slo, metric, th) in checks {
+        let Some(th) = th else { continue };
+        let m = &metrics[idx(metric)];
+        let verdict = if m.high <= th {
+            "pass"
+        } else if m.low > th {
+            "fail"
+        } else if m.mean <= th {
+            "uncertain"
+        } else {
+            "fail"
+        };
+        // a latency SLO with nothing completed cannot pass
+        let verdict = if metric == "latency_p95_ms" && metrics[idx("throughput_rps")].mean <= 0.0 {
+            "fail"
+        } else {
+            verdict
+        };
+        overall = match (overall, verdict) {
+            ("fail", _) | (_, "fail") => "fail",
+            ("uncertain", _) | (_, "uncertain") => "uncertain",
+            _ => "pass",
+        };
+        out.push(SloOut {
+            slo: slo.into(),
+            metric: metric.into(),
+            threshold: th,
+            value: m.mean,
+            verdict: verdict.into(),
+        });
+    }
+    if out.is_empty() {
+        overall = "-";
+    }
+    (out, overall.into())
+}
+
+/// Assemble the results document of a (possibly sharded) sweep.
+pub fn build(
+    plan: &Plan,
+    results: &[PointResult],
+    warnings: &[Problem],
+    shard: Option<String>,
+) -> Results {
+    let first = &plan.points[0];
+    let sc = &first.scenario;
+    let points = results
+        .iter()
+        .map(|r| {
+            let p = &plan.points[r.index];
+            let mut metrics = Map::new();
+            for (i, name) in METRIC_NAMES.iter().enumerate() {
+                metrics.insert(
+                    (*name).to_string(),
+                    serde_json::to_value(MetricOut::from(&r.metrics[i])).expect("serialisable"),
+                );
+            }
+            let (slo, verdict) = slo_verdicts(&p.scenario, &r.metrics);
+            PointOut {
+                index: p.index,
+                params: p.params.iter().cloned().collect(),
+                replications: r.records.len() as u32,
+                events: r.records.iter().map(|x| x.events).sum(),
+                truncated: r.records.iter().any(|x| x.truncated),
+                metrics,
+                slo,
+                verdict,
+            }
+        })
+        .collect();
+    Results {
+        schema_version: SCHEMA_VERSION,
+        poolsim_version: env!("CARGO_PKG_VERSION").to_string(),
+        source: "simulated".into(),
+        experiment: sc.name.clone(),
+        seed: sc.seed,
+        confidence: sc.run.confidence,
+        replications: sc.run.replications,
+        shard,
+        axes: plan
+            .axes
+            .iter()
+            .map(|(p, v)| Axis {
+                path: p.clone(),
+                values: v.clone(),
+            })
+            .collect(),
+        warnings: warnings.iter().map(|w| w.to_string()).collect(),
+        points,
+        resolved_experiment: serde_json::to_value(&first.resolved).expect("serialisable"),
+    }
+}
+
+/// Pretty JSON with a trailing newline.
+pub fn to_json(r: &Results) -> Vec<u8> {
+    let mut v = serde_json::to_vec_pretty(r).expect("serialisable");
+    v.push(b'\n');
+    v
+}
+
+/// CSV: one row per point; axis values, then mean, low and high of every metric, then the verdict.
+pub fn to_csv(r: &Results) -> Vec<u8> {
+    let mut out = String::new();
+    let mut head: Vec<String> = vec!["point".into()];
+    head.extend(r.axes.iter().map(|a| a.path.clone()));
+    for m in METRIC_NAMES {
+        head.push((*m).to_string());
+        head.push(format!("{m}_low"));
+        head.push(format!("{m}_high"));
+    }
+    head.push("verdict".into());
+    out.push_str(
+        &head
+            .iter()
+            .map(|h| csv_field(h))
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    out.push('\n');
+    for p in &r.points {
+        let mut row = vec![p.index.to_string()];
+        for a in &r.axes {
+            row.push(csv_field(&value_text(
+                p.params.get(&a.path).unwrap_or(&Value::Null),
+            )));
+        }
+        for m in METRIC_NAMES {
+            let x = p.metric(m).unwrap_or(MetricOut {
+                mean: 0.0,
+                low: 0.0,
+                high: 0.0,
+                half_width: None,
+            });
+            row.push(num(x.mean));
+            row.push(num(x.low));
+            row.push(num(x.high));
+        }
+        row.push(p.verdict.clone());
+        out.push_str(&row.join(","));
+        out.push('\n');
+    }
+    out.into_bytes()
+}
+
+fn num(x: f64) -> String {
+    if x == x.trunc() && x.abs() < 1e15 {
+        format!("{}", x as i64)
+    } else {
+        format!("{x:.6}")
+    }
+}
+
+/// A parameter value as plain text (strings without quotes).
+pub fn value_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
