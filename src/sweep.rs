@@ -89,6 +89,13 @@ pub fn plan(loaded: &LoadedExperiment, with_sweep: bool) -> Result<Plan, Invalid
         });
     }
     if problems.iter().any(|p| p.severity == Severity::Error) {
+        // report what validation finds in the rest of the document too, all at once
+        let mut partial = base_file.clone();
+        if let Err(Invalid(more)) = validate(&mut partial) {
+            problems.extend(more);
+        }
+        problems.sort();
+        problems.dedup();
         return Err(Invalid(problems));
     }
     let mut points = Vec::with_capacity(total);

@@ -25,6 +25,8 @@ use std::collections::VecDeque;
 
 /// PgBouncer's janitor period: `USEC / 3`.
 const JANITOR_PERIOD: SimDuration = SimDuration(333_333_000);
+/// Events at one instant after which a run is declared stalled (time no longer advances).
+const STALL_EVENTS: u64 = 5_000_000;
 /// App-pool housekeeping (idle lifetime) period.
 const HOUSEKEEPING_PERIOD: SimDuration = SimDuration(1_000_000_000);
 
@@ -125,6 +127,32 @@ impl Req {
     }
 }
 
+/// Notable component events, recorded only by [`run_traced`] (for tests and debugging; a normal
+/// run stores nothing per event).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trace {
+    /// PgBouncer starts a server login (`launch_new_connection`).
+    ServerLogin {
+        t: SimTime,
+        proc: u32,
+        reserve: bool,
+    },
+    /// A server login finished and the server is idle.
+    ServerReady { t: SimTime, proc: u32 },
+    /// A server was linked to a client connection.
+    ServerLinked { t: SimTime, conn: u32, server: u32 },
+    /// A server was unlinked from its client connection.
+    ServerReleased { t: SimTime, conn: u32, server: u32 },
+    /// An app connection attempt started.
+    AppConnect { t: SimTime, pool: u32, conn: u32 },
+    /// An app connection attempt was refused.
+    ConnectRefused { t: SimTime, conn: u32, cause: Cause },
+    /// An app connection was closed.
+    AppConnClosed { t: SimTime, pool: u32, conn: u32 },
+    /// The user saw the outcome of a request.
+    RequestEnded { t: SimTime, ok: bool },
+}
+
 /// What one replication of one scenario measured.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunRecord {
@@ -182,10 +210,24 @@ struct Sim<'a> {
     timeout_fifo_armed: bool,
     token: u32,
     scratch: Vec<(u32, u32)>,
+    trace: Option<Vec<Trace>>,
+    /// Whole-run tallies (not windowed) for the conservation check.
+    issued_all: u64,
+    ended_all: u64,
 }
 
 /// Simulate one replication of a scenario.
 pub fn run(sc: &Scenario, replication: u32) -> RunRecord {
+    simulate(sc, replication, false).0
+}
+
+/// Simulate one replication and record the notable component events.
+pub fn run_traced(sc: &Scenario, replication: u32) -> (RunRecord, Vec<Trace>) {
+    let (r, t) = simulate(sc, replication, true);
+    (r, t.unwrap_or_default())
+}
+
+fn simulate(sc: &Scenario, replication: u32, traced: bool) -> (RunRecord, Option<Vec<Trace>>) {
     let seed = sc.seed;
     let s = |st| stream(seed, replication, st);
     let r = Rngs {
@@ -230,14 +272,21 @@ pub fn run(sc: &Scenario, replication: u32) -> RunRecord {
         timeout_fifo_armed: false,
         token: 0,
         scratch: Vec::new(),
+        trace: traced.then(Vec::new),
+        issued_all: 0,
+        ended_all: 0,
     };
     sim.init();
     let mut events: u64 = 0;
     let mut truncated = false;
+    let mut same_time = 0u64;
     while let Some((t, ev)) = sim.q.pop() {
+        same_time = if t == sim.now { same_time + 1 } else { 0 };
         sim.now = t;
         events += 1;
-        if events > sc.run.max_events {
+        // a limit on everything: the run's event budget, and no endless loop at one instant
+        // (e.g. users with no think time whose requests fail without taking any time)
+        if events > sc.run.max_events || same_time > STALL_EVENTS {
             truncated = true;
             break;
         }
@@ -247,7 +296,17 @@ pub fn run(sc: &Scenario, replication: u32) -> RunRecord {
         sim.dispatch(ev);
         sim.check_invariants();
     }
-    sim.record(events, truncated)
+    if !truncated {
+        // conservation: every request issued has ended for its user or is still in the system
+        let in_system = sim.rec.in_system.level().round() as u64;
+        assert_eq!(
+            sim.issued_all,
+            sim.ended_all + in_system,
+            "requests not conserved"
+        );
+    }
+    let rec = sim.record(events, truncated);
+    (rec, sim.trace.take())
 }
 
 impl<'a> Sim<'a> {
@@ -489,6 +548,13 @@ impl<'a> Sim<'a> {
     }
 
     #[inline]
+    fn tr(&mut self, f: impl FnOnce(SimTime) -> Trace) {
+        if let Some(t) = self.trace.as_mut() {
+            t.push(f(self.now));
+        }
+    }
+
+    #[inline]
     fn valid(&self, r: u32, seq: u32) -> bool {
         let q = &self.reqs[r as usize];
         q.phase != Phase::Free && q.seq == seq
@@ -541,6 +607,7 @@ impl<'a> Sim<'a> {
 
     fn issue(&mut self, user: u32, attempt: u32) {
         let sc = self.sc;
+        self.issued_all += 1;
         if self.rec.measuring {
             self.rec.issued += 1;
             if attempt > 0 {
@@ -561,6 +628,8 @@ impl<'a> Sim<'a> {
                     self.rec.failures[Cause::AdmissionRejected as usize] += 1;
                     self.rec.sojourn_n += 1;
                 }
+                self.ended_all += 1;
+                self.tr(|t| Trace::RequestEnded { t, ok: false });
                 self.user_next(user, attempt, true);
                 return;
             }
@@ -654,6 +723,11 @@ impl<'a> Sim<'a> {
         debug_assert!(!q.user_done);
         q.user_done = true;
         let (user, attempt, t0) = (q.user, q.attempt, q.t0);
+        self.ended_all += 1;
+        self.tr(|t| Trace::RequestEnded {
+            t,
+            ok: outcome.is_ok(),
+        });
         assert!(now >= t0, "causality: a response before its request");
         self.rec.in_system.add(now, -1.0);
         if self.rec.measuring {
@@ -792,6 +866,11 @@ impl<'a> Sim<'a> {
         if self.rec.measuring {
             self.rec.connections_opened += 1;
         }
+        self.tr(|t| Trace::AppConnect {
+            t,
+            pool: p,
+            conn: c,
+        });
         let spec = &sc.pools[self.pools[p as usize].spec as usize];
         let net = &sc.network;
         let (delay, refused) = match spec.target {
@@ -858,6 +937,7 @@ impl<'a> Sim<'a> {
             q.phase == Phase::Connecting && q.conn == c
         };
         if let Some(cause) = conn.refused {
+            self.tr(|t| Trace::ConnectRefused { t, conn: c, cause });
             self.pools[p as usize].open -= 1;
             self.free_conn_slot(c);
             if owner_waits {
@@ -988,6 +1068,11 @@ impl<'a> Sim<'a> {
     fn close_conn(&mut self, c: u32) {
         let conn = self.conns[c as usize].clone();
         let p = conn.pool as usize;
+        self.tr(|t| Trace::AppConnClosed {
+            t,
+            pool: p as u32,
+            conn: c,
+        });
         self.pools[p].open -= 1;
         if conn.via_bouncer {
             let proc = conn.bproc;
@@ -1129,6 +1214,11 @@ impl<'a> Sim<'a> {
         bp.n_active += 1;
         self.conns[c as usize].server = s;
         self.rec.bouncer_active.add(self.now, 1.0);
+        self.tr(|t| Trace::ServerLinked {
+            t,
+            conn: c,
+            server: s,
+        });
     }
 
     fn unlink(&mut self, proc: u32, s: u32) {
@@ -1143,6 +1233,11 @@ impl<'a> Sim<'a> {
             self.conns[c as usize].server = NONE;
         }
         self.rec.bouncer_active.add(self.now, -1.0);
+        self.tr(|t| Trace::ServerReleased {
+            t,
+            conn: c,
+            server: s,
+        });
     }
 
     fn forward(&mut self, r: u32) {
@@ -1208,8 +1303,10 @@ impl<'a> Sim<'a> {
         let sc = self.sc;
         let now = self.now;
         let bp = &mut self.bpools[proc as usize];
+        assert!(!bp.login_in_flight, "two logins in flight in one pool");
         let s = bp.alloc(now, reserve);
         bp.login_in_flight = true;
+        self.tr(|t| Trace::ServerLogin { t, proc, reserve });
         if self.rec.measuring {
             self.rec.server_logins += 1;
             self.rec.connections_opened += 1;
@@ -1249,6 +1346,7 @@ impl<'a> Sim<'a> {
             sv.state = SvState::Idle;
             sv.idle_since = now;
             bp.idle.push(s);
+            self.tr(|t| Trace::ServerReady { t, proc });
             self.activate(proc);
             return;
         }

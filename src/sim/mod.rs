@@ -6,7 +6,7 @@ pub mod engine;
 pub mod metrics;
 pub mod queue;
 
-pub use engine::{run, RunRecord};
+pub use engine::{run, run_traced, RunRecord, Trace};
 pub use metrics::{Cause, CAUSES};
 
 /// Names of the per-run metrics, in the order of `RunRecord::values`. Units are last in each name.

@@ -1,0 +1,301 @@
+//! Each component on a hand-worked sequence of events (traced runs).
+
+use crate::common::{bouncer_base, ms, scenario};
+use poolsim::sim::{run_traced, Cause, Trace};
+use serde_json::json;
+
+const JANITOR_NS: u64 = 333_333_000;
+
+#[test]
+fn reserve_pool_opens_at_the_first_loop_after_the_head_waiter_passes_the_timeout() {
+    // pool_size 1 + reserve 1, reserve_pool_timeout 2 s: client A gets the only server (10 s
+    // statement), client B waits from t = 0. Nothing else wakes PgBouncer, so the next loop
+    // iteration after B has waited 2 s is the 7th janitor tick (6 ticks = 1.999998 s < 2 s).
+    let sc =
+        bouncer_base(json!({"pgbouncer": {"reserve_pool_size": 1, "reserve_pool_timeout_s": 2}}));
+    let (_, trace) = run_traced(&sc, 0);
+    let logins: Vec<(u64, bool)> = trace
+        .iter()
+        .filter_map(|e| match e {
+            Trace::ServerLogin { t, reserve, .. } => Some((t.0, *reserve)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        logins[0],
+        (0, false),
+        "the first waiter triggers a normal login at once"
+    );
+    let reserve: Vec<u64> = logins.iter().filter(|l| l.1).map(|l| l.0).collect();
+    assert_eq!(
+        reserve[0],
+        7 * JANITOR_NS,
+        "reserve login not at the first tick past 2 s: {logins:?}"
+    );
+    assert!(logins.iter().filter(|l| l.1).all(|l| l.0 >= 2_000_000_000));
+    // B is served by the reserve server as soon as it is ready (login = 1 ms)
+    let b_linked = trace.iter().find_map(|e| match e {
+        Trace::ServerLinked { t, .. } if t.0 > ms(1) => Some(t.0),
+        _ => None,
+    });
+    assert_eq!(b_linked, Some(7 * JANITOR_NS + ms(1)));
+}
+
+#[test]
+fn reserve_pool_does_not_open_before_the_timeout() {
+    let sc = bouncer_base(json!({
+        "run": {"duration_s": 1.9},
+        "pgbouncer": {"reserve_pool_size": 5, "reserve_pool_timeout_s": 2}
+    }));
+    let (rec, trace) = run_traced(&sc, 0);
+    assert!(!trace
+        .iter()
+        .any(|e| matches!(e, Trace::ServerLogin { reserve: true, .. })));
+    assert_eq!(rec.get("reserve_opened"), 0.0);
+}
+
+#[test]
+fn the_client_beyond_max_client_conn_is_rejected_not_queued() {
+    // max_client_conn 3; five app connections are opened at t = 0: the 4th and 5th are refused
+    // at their startup packet (one round trip: 2 ms), and their requests fail at once.
+    let sc = bouncer_base(json!({
+        "run": {"duration_s": 0.05},
+        "clients": {"users": 5},
+        "workload": {"transactions": [{"name": "q", "statement_wait": {"const_ms": 100}}]},
+        "app": {"pools": {"primary": {"min_size": 0, "max_size": 5}}},
+        "pgbouncer": {"max_client_conn": 3, "default_pool_size": 5},
+        "network": {"app_bouncer_rtt_ms": 1}
+    }));
+    let (rec, trace) = run_traced(&sc, 0);
+    let refused: Vec<(u64, Cause)> = trace
+        .iter()
+        .filter_map(|e| match e {
+            Trace::ConnectRefused { t, cause, .. } => Some((t.0, *cause)),
+            _ => None,
+        })
+        .collect();
+    assert!(refused.len() >= 2, "{refused:?}");
+    assert_eq!(
+        &refused[..2],
+        &[(ms(2), Cause::MaxClientConn), (ms(2), Cause::MaxClientConn)]
+    );
+    let failed_at_2ms = trace
+        .iter()
+        .filter(|e| matches!(e, Trace::RequestEnded { t, ok: false } if t.0 == ms(2)))
+        .count();
+    assert_eq!(
+        failed_at_2ms, 2,
+        "rejected requests fail immediately, they do not wait"
+    );
+    assert!(rec.get("max_client_conn_rate") > 0.0);
+}
+
+#[test]
+fn transaction_mode_holds_the_server_across_the_gaps_of_a_transaction() {
+    // BEGIN; s1; (gap 5 ms) s2; (gap 5 ms) s3 COMMIT, each statement 1 ms at the server:
+    // linked at the first statement, released once, 13 ms later.
+    let sc = bouncer_base(json!({
+        "run": {"duration_s": 0.1},
+        "clients": {"users": 1},
+        "workload": {"transactions": [{"name": "q", "statements": 3, "gap": {"const_ms": 5},
+            "statement_wait": {"const_ms": 1}}]},
+        "app": {"pools": {"primary": {"min_size": 1, "max_size": 1}}}
+    }));
+    let (_, trace) = run_traced(&sc, 0);
+    let links: Vec<u64> = trace
+        .iter()
+        .filter_map(|e| match e {
+            Trace::ServerLinked { t, .. } => Some(t.0),
+            _ => None,
+        })
+        .collect();
+    let releases: Vec<u64> = trace
+        .iter()
+        .filter_map(|e| match e {
+            Trace::ServerReleased { t, .. } => Some(t.0),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(links[0], ms(1), "linked when the login (1 ms) completes");
+    assert_eq!(releases[0] - links[0], ms(13));
+    // one link per transaction: as many links as releases (± the one in progress)
+    assert!(links.len() - releases.len() <= 1);
+    for w in links.windows(2) {
+        assert_eq!(
+            w[1] - w[0],
+            ms(13),
+            "each transaction holds the server 13 ms"
+        );
+    }
+}
+
+#[test]
+fn session_mode_holds_the_server_until_the_client_disconnects() {
+    // session mode, max_queries 3: the app connection closes after its 3rd query; only then is
+    // the server released (and reset before its next use).
+    let sc = bouncer_base(json!({
+        "run": {"duration_s": 0.05},
+        "clients": {"users": 1},
+        "workload": {"transactions": [{"name": "q", "statement_wait": {"const_ms": 1}}]},
+        "app": {"pools": {"primary": {"min_size": 1, "max_size": 1, "max_queries": 3}}},
+        "pgbouncer": {"pool_mode": "session"},
+        "network": {"bouncer_postgres_rtt_ms": 0.2}
+    }));
+    let (_, trace) = run_traced(&sc, 0);
+    let mut ended_while_linked = 0;
+    let mut linked = false;
+    let mut sessions = Vec::new();
+    for e in &trace {
+        match e {
+            Trace::ServerLinked { .. } => {
+                assert!(!linked, "a session client links once");
+                linked = true;
+                ended_while_linked = 0;
+            }
+            Trace::RequestEnded { ok: true, .. } if linked => ended_while_linked += 1,
+            Trace::ServerReleased { .. } => {
+                linked = false;
+                sessions.push(ended_while_linked);
+            }
+            _ => {}
+        }
+    }
+    assert!(sessions.len() >= 2, "{trace:?}");
+    // the release happens at the disconnect, during the 3rd request (before it ends)
+    assert!(
+        sessions.iter().all(|&n| n == 2),
+        "requests completed per session: {sessions:?}"
+    );
+    let closes = trace
+        .iter()
+        .filter(|e| matches!(e, Trace::AppConnClosed { .. }))
+        .count();
+    assert!(closes >= sessions.len());
+}
+
+#[test]
+fn max_queries_makes_the_next_acquirer_reconnect() {
+    // direct pool of 1 to PostgreSQL, max_queries 2, backend start 3 ms, 1 ms statements:
+    // every second request closes the connection and the next one pays the 3 ms connect.
+    let sc = scenario(json!({
+        "run": {"duration_s": 0.1, "warmup_s": 0, "replications": 1},
+        "clients": {"users": 1, "think_time": {"const_ms": 0}},
+        "workload": {"transactions": [{"name": "q", "statement_wait": {"const_ms": 1}}]},
+        "app": {"pools": {"primary": {"target": "primary", "min_size": 1, "max_size": 1, "max_queries": 2,
+            "reset_query": false, "max_inactive_connection_lifetime_s": 0}}},
+        "postgres": {"cores": 0, "backend_start": {"const_ms": 3}},
+        "network": {"app_postgres_rtt_ms": 0}
+    }));
+    let (rec, trace) = run_traced(&sc, 0);
+    let mut last_close = None;
+    let mut reconnects = 0;
+    for e in &trace {
+        match e {
+            Trace::AppConnClosed { t, .. } => last_close = Some(t.0),
+            Trace::AppConnect { t, .. } => {
+                assert_eq!(
+                    Some(t.0),
+                    last_close,
+                    "reconnect at once, by the next acquirer"
+                );
+                reconnects += 1;
+            }
+            _ => {}
+        }
+    }
+    // cycle: 2 requests of 1 ms, then 3 ms of connect in the next acquire = 5 ms per 2 requests
+    assert!(reconnects >= 15, "{reconnects}");
+    let ends: Vec<u64> = trace
+        .iter()
+        .filter_map(|e| match e {
+            Trace::RequestEnded { t, .. } => Some(t.0),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(&ends[..4], &[ms(1), ms(2), ms(6), ms(7)]);
+    assert!((rec.get("acquire_wait_p99_ms") - 3.0).abs() < 0.01);
+}
+
+#[test]
+fn one_login_in_flight_makes_pool_growth_serial() {
+    // ten clients arrive together; each login takes 5 ms; logins start one after the other
+    let sc = bouncer_base(json!({
+        "run": {"duration_s": 0.2},
+        "clients": {"users": 10},
+        "app": {"pools": {"primary": {"min_size": 10, "max_size": 10}}},
+        "pgbouncer": {"default_pool_size": 10},
+        "postgres": {"backend_start": {"const_ms": 5}}
+    }));
+    let (_, trace) = run_traced(&sc, 0);
+    let logins: Vec<u64> = trace
+        .iter()
+        .filter_map(|e| match e {
+            Trace::ServerLogin { t, .. } => Some(t.0),
+            _ => None,
+        })
+        .collect();
+    let expected: Vec<u64> = (0..10).map(|k| k * ms(5)).collect();
+    assert_eq!(logins, expected);
+}
+
+#[test]
+fn query_wait_timeout_drops_the_waiting_client_on_a_janitor_tick() {
+    // one server busy for 200 s; the second client has waited more than 5 s (strict >) at the
+    // 16th tick (5.333328 s); it is disconnected with query_wait_timeout.
+    let sc = bouncer_base(json!({
+        "run": {"duration_s": 8},
+        "workload": {"transactions": [{"name": "q", "statement_wait": {"const_ms": 200000}}]},
+        "pgbouncer": {"query_wait_timeout_s": 5}
+    }));
+    let (rec, trace) = run_traced(&sc, 0);
+    let first_fail = trace.iter().find_map(|e| match e {
+        Trace::RequestEnded { t, ok: false } => Some(t.0),
+        _ => None,
+    });
+    assert_eq!(first_fail, Some(16 * JANITOR_NS));
+    assert!(rec.get("query_wait_timeout_rate") > 0.0);
+}
+
+#[test]
+fn statement_mode_refuses_transaction_blocks() {
+    let sc = bouncer_base(json!({
+        "run": {"duration_s": 0.5},
+        "clients": {"users": 1},
+        "workload": {"transactions": [{"name": "q", "statements": 2, "statement_wait": {"const_ms": 1}}]},
+        "app": {"pools": {"primary": {"min_size": 1, "max_size": 1}}},
+        "pgbouncer": {"pool_mode": "statement"},
+        "network": {"app_bouncer_rtt_ms": 0.1}
+    }));
+    let (rec, _) = run_traced(&sc, 0);
+    assert_eq!(rec.get("throughput_rps"), 0.0);
+    assert!((rec.get("statement_mode_transaction_rate") - 1.0).abs() < 1e-12);
+}
+
+#[test]
+fn postgres_refuses_connections_beyond_max_connections_minus_reserved() {
+    // usable = 5 − 3 = 2: of 5 direct connections opened at once, 3 fail with 53300
+    let sc = scenario(json!({
+        "run": {"duration_s": 0.01, "warmup_s": 0, "replications": 1},
+        "clients": {"users": 5, "think_time": {"const_ms": 0}},
+        "workload": {"transactions": [{"name": "q", "statement_wait": {"const_ms": 50}}]},
+        "app": {"pools": {"primary": {"target": "primary", "min_size": 0, "max_size": 5, "reset_query": false}}},
+        "postgres": {"max_connections": 5, "superuser_reserved_connections": 3, "cores": 0,
+            "backend_start": {"const_ms": 1}},
+        "network": {"app_postgres_rtt_ms": 4}
+    }));
+    let (rec, trace) = run_traced(&sc, 0);
+    // refused after one round trip (4 ms at t = 8 ms counting the handshake); the run ends at 10 ms
+    let refused: Vec<u64> = trace
+        .iter()
+        .filter_map(|e| match e {
+            Trace::ConnectRefused {
+                t,
+                cause: Cause::MaxConnections,
+                ..
+            } => Some(t.0),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(refused, vec![ms(8); 3]);
+    assert_eq!(rec.get("postgres_peak_connections"), 2.0);
+}
