@@ -34,23 +34,62 @@ const HOUSEKEEPING_PERIOD: SimDuration = SimDuration(1_000_000_000);
 enum Ev {
     UserWake(u32),
     Arrival,
-    Retry { user: u32, attempt: u32 },
-    ClientTimeout { req: u32, gen: u32 },
-    ClientTimeoutFifo,
+    Retry {
+        user: u32,
+        attempt: u32,
+    },
+    ClientTimeout {
+        req: u32,
+        gen: u32,
+    },
+    /// The earliest deadline of a deadline list may have passed.
+    Deadline(u32),
     AppCpuDone(u32),
     ConnectDone(u32),
-    AcquireTimeout { req: u32, seq: u32 },
-    BouncerDispatch { req: u32, seq: u32 },
-    PgArrive { req: u32, seq: u32 },
-    PgWaitDone { req: u32, seq: u32 },
-    PsDone { pg: u32, gen: u32 },
-    StatementTimeout { req: u32, seq: u32 },
-    CommandTimeout { req: u32, seq: u32 },
-    BouncerResp { req: u32, seq: u32 },
-    AppResp { req: u32, seq: u32 },
-    NextStatement { req: u32, seq: u32 },
-    LoginDone { proc: u32, server: u32 },
-    ResetDone { proc: u32, server: u32 },
+    AcquireTimeout {
+        req: u32,
+        seq: u32,
+    },
+    BouncerDispatch {
+        req: u32,
+        seq: u32,
+    },
+    PgArrive {
+        req: u32,
+        seq: u32,
+    },
+    PgWaitDone {
+        req: u32,
+        seq: u32,
+    },
+    PsDone {
+        pg: u32,
+        gen: u32,
+    },
+    StatementTimeout {
+        req: u32,
+        seq: u32,
+    },
+    BouncerResp {
+        req: u32,
+        seq: u32,
+    },
+    AppResp {
+        req: u32,
+        seq: u32,
+    },
+    NextStatement {
+        req: u32,
+        seq: u32,
+    },
+    LoginDone {
+        proc: u32,
+        server: u32,
+    },
+    ResetDone {
+        proc: u32,
+        server: u32,
+    },
     Janitor(u32),
     Housekeeping,
     FaultStart(u32),
@@ -76,8 +115,36 @@ enum Phase {
     Gap,
 }
 
+/// A request's place in one deadline list.
+#[derive(Clone, Copy, Debug)]
+struct Link {
+    prev: u32,
+    next: u32,
+    deadline: SimTime,
+    /// The list it is in, or NONE.
+    list: u32,
+}
+
+impl Link {
+    const UNLINKED: Link = Link {
+        prev: NONE,
+        next: NONE,
+        deadline: SimTime::ZERO,
+        list: NONE,
+    };
+}
+
+#[derive(Clone, Copy, Debug)]
+struct DList {
+    head: u32,
+    tail: u32,
+    armed: bool,
+}
+
 #[derive(Clone, Debug)]
 struct Req {
+    /// Deadline lists: [client timeout, command timeout, acquire timeout].
+    links: [Link; 3],
     gen: u32,
     seq: u32,
     phase: Phase,
@@ -104,6 +171,7 @@ struct Req {
 impl Req {
     fn empty() -> Self {
         Req {
+            links: [Link::UNLINKED; 3],
             gen: 0,
             seq: 0,
             phase: Phase::Free,
@@ -206,8 +274,8 @@ struct Sim<'a> {
     rec: Recorder,
     rr: u32,
     /// Constant client timeouts: deadlines in issue order.
-    timeout_fifo: VecDeque<(SimTime, u32, u32)>,
-    timeout_fifo_armed: bool,
+    /// Constant timeouts: 0 = client, 1..=P command per pool spec, P+1..=2P acquire per pool spec.
+    dlists: Vec<DList>,
     token: u32,
     scratch: Vec<(u32, u32)>,
     trace: Option<Vec<Trace>>,
@@ -268,8 +336,14 @@ fn simulate(sc: &Scenario, replication: u32, traced: bool) -> (RunRecord, Option
         pgs,
         rec: Recorder::new(),
         rr: 0,
-        timeout_fifo: VecDeque::with_capacity(1024),
-        timeout_fifo_armed: false,
+        dlists: vec![
+            DList {
+                head: NONE,
+                tail: NONE,
+                armed: false
+            };
+            1 + 2 * sc.pools.len()
+        ],
         token: 0,
         scratch: Vec::new(),
         trace: traced.then(Vec::new),
@@ -448,17 +522,7 @@ impl<'a> Sim<'a> {
                 }
             }
             Ev::ClientTimeout { req, gen } => self.client_timeout(req, gen),
-            Ev::ClientTimeoutFifo => {
-                self.timeout_fifo_armed = false;
-                while let Some(&(t, req, gen)) = self.timeout_fifo.front() {
-                    if t > self.now {
-                        break;
-                    }
-                    self.timeout_fifo.pop_front();
-                    self.client_timeout(req, gen);
-                }
-                self.arm_timeout_fifo();
-            }
+            Ev::Deadline(list) => self.deadline(list),
             Ev::AppCpuDone(r) => self.app_cpu_done(r),
             Ev::ConnectDone(c) => self.connect_done(c),
             Ev::AcquireTimeout { req, seq } => self.acquire_timeout(req, seq),
@@ -481,11 +545,6 @@ impl<'a> Sim<'a> {
             Ev::StatementTimeout { req, seq } => {
                 if self.valid(req, seq) {
                     self.statement_timeout(req)
-                }
-            }
-            Ev::CommandTimeout { req, seq } => {
-                if self.valid(req, seq) {
-                    self.command_timeout(req)
                 }
             }
             Ev::BouncerResp { req, seq } => {
@@ -655,8 +714,7 @@ impl<'a> Sim<'a> {
         if let Some(d) = &sc.clients.timeout {
             let t = now + d.sample(&mut self.r.client);
             if d.as_const().is_some() {
-                self.timeout_fifo.push_back((t, r, gen));
-                self.arm_timeout_fifo();
+                self.dl_push(0, r, t);
             } else {
                 self.q.push(t, Ev::ClientTimeout { req: r, gen });
             }
@@ -685,11 +743,92 @@ impl<'a> Sim<'a> {
         }
     }
 
-    fn arm_timeout_fifo(&mut self) {
-        if !self.timeout_fifo_armed {
-            if let Some(&(t, _, _)) = self.timeout_fifo.front() {
-                self.q.push(t.max(self.now), Ev::ClientTimeoutFifo);
-                self.timeout_fifo_armed = true;
+    // ------------------------------------------------- constant timeouts: deadline lists
+    //
+    // A constant timeout makes deadlines arrive in the order they were set, so each kind of
+    // timeout keeps an intrusive list through the request slots, in deadline order, and one
+    // scheduled event for its head. A request leaves the list when the timed thing ends, so the
+    // storage is bounded by the requests in flight — not by the timeout's horizon.
+
+    fn kind_of(&self, list: u32) -> usize {
+        let p = self.sc.pools.len() as u32;
+        if list == 0 {
+            0
+        } else if list <= p {
+            1
+        } else {
+            2
+        }
+    }
+
+    fn dl_push(&mut self, list: u32, r: u32, deadline: SimTime) {
+        let k = self.kind_of(list);
+        self.dl_remove(k, r);
+        let tail = self.dlists[list as usize].tail;
+        debug_assert!(tail == NONE || self.reqs[tail as usize].links[k].deadline <= deadline);
+        self.reqs[r as usize].links[k] = Link {
+            prev: tail,
+            next: NONE,
+            deadline,
+            list,
+        };
+        if tail == NONE {
+            self.dlists[list as usize].head = r;
+        } else {
+            self.reqs[tail as usize].links[k].next = r;
+        }
+        self.dlists[list as usize].tail = r;
+        if !self.dlists[list as usize].armed {
+            self.dlists[list as usize].armed = true;
+            let head = self.dlists[list as usize].head;
+            let t = self.reqs[head as usize].links[k].deadline;
+            self.q.push(t.max(self.now), Ev::Deadline(list));
+        }
+    }
+
+    fn dl_remove(&mut self, k: usize, r: u32) {
+        let l = self.reqs[r as usize].links[k];
+        if l.list == NONE {
+            return;
+        }
+        if l.prev == NONE {
+            self.dlists[l.list as usize].head = l.next;
+        } else {
+            self.reqs[l.prev as usize].links[k].next = l.next;
+        }
+        if l.next == NONE {
+            self.dlists[l.list as usize].tail = l.prev;
+        } else {
+            self.reqs[l.next as usize].links[k].prev = l.prev;
+        }
+        self.reqs[r as usize].links[k] = Link::UNLINKED;
+    }
+
+    fn deadline(&mut self, list: u32) {
+        let k = self.kind_of(list);
+        self.dlists[list as usize].armed = false;
+        loop {
+            let head = self.dlists[list as usize].head;
+            if head == NONE {
+                return;
+            }
+            let t = self.reqs[head as usize].links[k].deadline;
+            if t > self.now {
+                self.dlists[list as usize].armed = true;
+                self.q.push(t, Ev::Deadline(list));
+                return;
+            }
+            self.dl_remove(k, head);
+            let q = &self.reqs[head as usize];
+            let (gen, seq) = (q.gen, q.seq);
+            match k {
+                0 => self.client_timeout(head, gen),
+                1 => {
+                    if self.valid(head, seq) {
+                        self.command_timeout(head)
+                    }
+                }
+                _ => self.acquire_timeout(head, seq),
             }
         }
     }
@@ -723,6 +862,7 @@ impl<'a> Sim<'a> {
         debug_assert!(!q.user_done);
         q.user_done = true;
         let (user, attempt, t0) = (q.user, q.attempt, q.t0);
+        self.dl_remove(0, r);
         self.ended_all += 1;
         self.tr(|t| Trace::RequestEnded {
             t,
@@ -771,6 +911,9 @@ impl<'a> Sim<'a> {
     fn finish(&mut self, r: u32, outcome: Result<(), Cause>) {
         if !self.reqs[r as usize].user_done {
             self.user_visible_end(r, outcome);
+        }
+        for k in 0..3 {
+            self.dl_remove(k, r);
         }
         let q = &mut self.reqs[r as usize];
         debug_assert!(q.conn == NONE, "request finished holding a connection");
@@ -833,7 +976,12 @@ impl<'a> Sim<'a> {
         let spec = &self.sc.pools[self.pools[p as usize].spec as usize];
         if let Some(d) = &spec.acquire_timeout {
             let t = now + d.sample(&mut self.r.acquire);
-            self.q.push(t, Ev::AcquireTimeout { req: r, seq });
+            if d.as_const().is_some() {
+                let list = 1 + self.sc.pools.len() as u32 + self.pools[p as usize].spec;
+                self.dl_push(list, r, t);
+            } else {
+                self.q.push(t, Ev::AcquireTimeout { req: r, seq });
+            }
         }
     }
 
@@ -974,6 +1122,7 @@ impl<'a> Sim<'a> {
 
     fn give(&mut self, r: u32, c: u32) {
         let now = self.now;
+        self.dl_remove(2, r);
         let conn = &mut self.conns[c as usize];
         conn.state = ConnState::Busy;
         conn.req = r;
@@ -1114,7 +1263,8 @@ impl<'a> Sim<'a> {
         conn.queries += 1;
         let spec = &sc.pools[self.pools[conn.pool as usize].spec as usize];
         if let Some(d) = spec.command_timeout {
-            self.q.push(now + d, Ev::CommandTimeout { req: r, seq });
+            let list = 1 + self.pools[conn.pool as usize].spec;
+            self.dl_push(list, r, now + d);
         }
         let conn = &self.conns[c as usize];
         if conn.broken {
@@ -1639,6 +1789,7 @@ impl<'a> Sim<'a> {
     }
 
     fn app_resp(&mut self, r: u32) {
+        self.dl_remove(1, r);
         let q = &self.reqs[r as usize];
         if let Some(cause) = q.error.or(q.abort) {
             self.end_tx_error(r, cause);
