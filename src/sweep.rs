@@ -174,6 +174,19 @@ pub fn plan(loaded: &LoadedExperiment, with_sweep: bool) -> Result<Plan, Invalid
             }
         }
     }
+    let runs: usize = points
+        .iter()
+        .map(|p| p.scenario.run.replications as usize)
+        .sum();
+    if runs > MAX_RUNS {
+        problems.push(Problem {
+            severity: Severity::Error,
+            path: "sweep".into(),
+            value: format!("{runs} runs"),
+            message: format!("a sweep is limited to {MAX_RUNS} runs"),
+            hint: "sweep fewer values or replications, or split the sweep with --shard".into(),
+        });
+    }
     if problems.iter().any(|p| p.severity == Severity::Error) {
         problems.sort();
         return Err(Invalid(problems));
@@ -279,7 +292,19 @@ pub fn summarize(recs: &[RunRecord], level: f64) -> Vec<Interval> {
                     .iter()
                     .map(|r| (r.values[m] * (r.values[completed] + r.values[failed])).round())
                     .sum();
-                wilson(successes, trials, level)
+                // the union of a Wilson interval on the pooled counts (well behaved at 0 and 1)
+                // and the Student-t interval across replications (which sees bursts of failures
+                // that make requests within a replication correlated)
+                let w = wilson(successes, trials, level);
+                let t = student_t(&xs, level);
+                let (low, high) = (w.low.min(t.low), w.high.max(t.high));
+                Interval {
+                    mean: t.mean,
+                    low,
+                    high,
+                    half_width: Some((high - low) / 2.0),
+                    n: t.n,
+                }
             } else {
                 student_t(&xs, level)
             }

@@ -103,6 +103,24 @@ impl V {
         SimDuration::from_ms_f64(v)
     }
 
+    /// A timeout in ms where 0 (or absent) means off; negative values are errors.
+    fn off_or_ms(&mut self, path: &str, v: Option<f64>) -> Option<SimDuration> {
+        match v {
+            None => None,
+            Some(0.0) => None,
+            Some(x) => Some(self.ms(path, x)).filter(|d| !d.is_zero()),
+        }
+    }
+
+    /// A timeout in seconds where 0 means off; negative values are errors.
+    fn off_or_s(&mut self, path: &str, x: f64) -> Option<SimDuration> {
+        if x == 0.0 {
+            None
+        } else {
+            Some(self.seconds(path, x, true)).filter(|d| !d.is_zero())
+        }
+    }
+
     fn size(&mut self, path: &str, v: i64, min: i64) -> u32 {
         if v < min || v > u32::MAX as i64 {
             let what = if min == 0 {
@@ -250,10 +268,7 @@ pub fn validate(f: &mut ExperimentFile) -> Result<(Scenario, Vec<Problem>), Inva
         p.backend_start = s;
         d
     };
-    let statement_timeout = p
-        .statement_timeout_ms
-        .filter(|x| *x > 0.0)
-        .map(|x| v.ms("postgres.statement_timeout_ms", x));
+    let statement_timeout = v.off_or_ms("postgres.statement_timeout_ms", p.statement_timeout_ms);
     let primary = PgSpec {
         max_connections,
         reserved,
@@ -306,18 +321,20 @@ pub fn validate(f: &mut ExperimentFile) -> Result<(Scenario, Vec<Problem>), Inva
             let x = *b.min_pool_size.get_or_insert(0);
             let min_pool_size = v.size("pgbouncer.min_pool_size", x, 0);
             let x = *b.reserve_pool_size.get_or_insert(0);
-            let reserve_size = v.size("pgbouncer.reserve_pool_size", x, 0);
+            let mut reserve_size = v.size("pgbouncer.reserve_pool_size", x, 0);
             let x = *b.reserve_pool_timeout_s.get_or_insert(5.0);
             let reserve_timeout = v.seconds("pgbouncer.reserve_pool_timeout_s", x, true);
+            if x == 0.0 && reserve_size > 0 {
+                // as in PgBouncer: a zero timeout disables the reserve pool
+                v.warn("pgbouncer.reserve_pool_timeout_s", x, format!("0 disables the reserve pool, so its {reserve_size} connections are never used"), "set a timeout such as 2 (seconds) to use the reserve");
+                reserve_size = 0;
+            }
             let x = *b.query_wait_timeout_s.get_or_insert(120.0);
-            let query_wait_timeout =
-                (x > 0.0).then(|| v.seconds("pgbouncer.query_wait_timeout_s", x, true));
+            let query_wait_timeout = v.off_or_s("pgbouncer.query_wait_timeout_s", x);
             let x = *b.server_lifetime_s.get_or_insert(3600.0);
-            let server_lifetime =
-                (x > 0.0).then(|| v.seconds("pgbouncer.server_lifetime_s", x, true));
+            let server_lifetime = v.off_or_s("pgbouncer.server_lifetime_s", x);
             let x = *b.server_idle_timeout_s.get_or_insert(600.0);
-            let server_idle_timeout =
-                (x > 0.0).then(|| v.seconds("pgbouncer.server_idle_timeout_s", x, true));
+            let server_idle_timeout = v.off_or_s("pgbouncer.server_idle_timeout_s", x);
             let x = *b.server_login_retry_s.get_or_insert(15.0);
             let login_retry = v.seconds("pgbouncer.server_login_retry_s", x, true);
             let x = *b.max_db_connections.get_or_insert(0);
@@ -473,15 +490,11 @@ pub fn validate(f: &mut ExperimentFile) -> Result<(Scenario, Vec<Problem>), Inva
         }
         let acquire_timeout = match (&pf.acquire_timeout, pf.acquire_timeout_ms) {
             (Some(spec), _) => Some(v.dist(&path("acquire_timeout"), &spec.clone())),
-            (None, Some(ms)) if ms > 0.0 => {
-                Some(Dist::Const(v.ms(&path("acquire_timeout_ms"), ms)))
-            }
-            _ => None,
+            (None, ms) => v
+                .off_or_ms(&path("acquire_timeout_ms"), ms)
+                .map(Dist::Const),
         };
-        let command_timeout = pf
-            .command_timeout_ms
-            .filter(|x| *x > 0.0)
-            .map(|x| v.ms(&path("command_timeout_ms"), x));
+        let command_timeout = v.off_or_ms(&path("command_timeout_ms"), pf.command_timeout_ms);
         let mq = *pf.max_queries.get_or_insert(50_000);
         let mil = *pf.max_inactive_connection_lifetime_s.get_or_insert(300.0);
         let reset_query = *pf.reset_query.get_or_insert(kind == PoolKind::Asyncpg);
@@ -693,8 +706,9 @@ pub fn validate(f: &mut ExperimentFile) -> Result<(Scenario, Vec<Problem>), Inva
     };
     let timeout = match (&c.request_timeout, c.request_timeout_ms) {
         (Some(s), _) => Some(v.dist("clients.request_timeout", &s.clone())),
-        (None, Some(ms)) if ms > 0.0 => Some(Dist::Const(v.ms("clients.request_timeout_ms", ms))),
-        _ => None,
+        (None, ms) => v
+            .off_or_ms("clients.request_timeout_ms", ms)
+            .map(Dist::Const),
     };
     let rt = c.retries.get_or_insert_with(Default::default);
     let retries = *rt.max.get_or_insert(0);
@@ -782,6 +796,19 @@ pub fn validate(f: &mut ExperimentFile) -> Result<(Scenario, Vec<Problem>), Inva
                 start: SimTime::ZERO + start,
                 end: SimTime::ZERO + start + len,
             });
+        }
+    }
+
+    for (i, a) in faults.iter().enumerate() {
+        for b in &faults[i + 1..] {
+            if a.target == b.target && a.start < b.end && b.start < a.end {
+                v.err(
+                    "faults",
+                    format!("{:?}", a.target),
+                    "two faults on the same target overlap in time",
+                    "merge them into one fault, or move one",
+                );
+            }
         }
     }
 

@@ -26,8 +26,8 @@ pub struct Server {
     pub born: SimTime,
     pub idle_since: SimTime,
     pub reserve: bool,
-    /// Whether the login in flight will succeed.
-    pub login_ok: bool,
+    /// How the login in flight will fail, if it will.
+    pub login_err: Option<crate::sim::metrics::Cause>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -86,7 +86,7 @@ impl BouncerPool {
             born: now,
             idle_since: now,
             reserve,
-            login_ok: false,
+            login_err: None,
         };
         self.n_servers += 1;
         match self.free.pop() {

@@ -1115,7 +1115,9 @@ impl<'a> Sim<'a> {
             self.conns[c as usize].req = NONE;
             self.conns[c as usize].state = ConnState::Busy;
             self.pools[p as usize].busy += 1;
-            self.rec.app_busy.add(self.now, 1.0);
+            if self.pools[p as usize].max_size != u32::MAX {
+                self.rec.app_busy.add(self.now, 1.0);
+            }
             self.release_conn(c);
         }
     }
@@ -1128,7 +1130,9 @@ impl<'a> Sim<'a> {
         conn.req = r;
         let p = conn.pool as usize;
         self.pools[p].busy += 1;
-        self.rec.app_busy.add(now, 1.0);
+        if self.pools[p].max_size != u32::MAX {
+            self.rec.app_busy.add(now, 1.0);
+        }
         let q = &mut self.reqs[r as usize];
         q.conn = c;
         if self.rec.measuring {
@@ -1153,6 +1157,12 @@ impl<'a> Sim<'a> {
                 self.conns[c as usize].req = NONE;
             }
             _ => return,
+        }
+        // the wait of a timed-out acquire counts too (censored at the timeout), or the acquire-wait
+        // percentiles would look best exactly when the pool is exhausted
+        if self.rec.measuring {
+            let w = self.now - self.reqs[r as usize].acq_start;
+            self.rec.acquire_wait.record(w.as_ns().max(1));
         }
         let q = &mut self.reqs[r as usize];
         q.seq = q.seq.wrapping_add(1);
@@ -1198,7 +1208,9 @@ impl<'a> Sim<'a> {
         let p = conn.pool;
         conn.req = NONE;
         self.pools[p as usize].busy -= 1;
-        self.rec.app_busy.add(now, -1.0);
+        if self.pools[p as usize].max_size != u32::MAX {
+            self.rec.app_busy.add(now, -1.0);
+        }
         let spec = &sc.pools[self.pools[p as usize].spec as usize];
         let conn = &mut self.conns[c as usize];
         let rotate = spec.max_queries.is_some_and(|m| conn.queries >= m);
@@ -1226,9 +1238,8 @@ impl<'a> Sim<'a> {
         if conn.via_bouncer {
             let proc = conn.bproc;
             let bp = &mut self.bpools[proc as usize];
-            if !conn.broken || self.bouncer_up {
-                bp.clients = bp.clients.saturating_sub(1);
-            }
+            assert!(bp.clients > 0, "PgBouncer client count underflow");
+            bp.clients -= 1;
             if conn.bwait != NONE {
                 bp.cl_waiting -= 1;
             }
@@ -1256,7 +1267,6 @@ impl<'a> Sim<'a> {
         let q = &mut self.reqs[r as usize];
         q.seq = q.seq.wrapping_add(1);
         q.error = None;
-        q.abort = None;
         let seq = q.seq;
         let c = q.conn;
         let conn = &mut self.conns[c as usize];
@@ -1466,18 +1476,18 @@ impl<'a> Sim<'a> {
         }
         let net = sc.network.bouncer_pg_rtt;
         let pg = &mut self.pgs[0];
-        let (ok, delay) = if !pg.up {
-            (false, net)
+        let (err, delay) = if !pg.up {
+            (Some(Cause::ConnectRefused), net)
         } else if !pg.try_connect() {
-            (false, net + net)
+            (Some(Cause::MaxConnections), net + net)
         } else {
             (
-                true,
+                None,
                 net + net + sc.primary.backend_start.sample(&mut self.r.connect),
             )
         };
         self.note_backends();
-        self.bpools[proc as usize].servers[s as usize].login_ok = ok;
+        self.bpools[proc as usize].servers[s as usize].login_err = err;
         self.q.push(now + delay, Ev::LoginDone { proc, server: s });
     }
 
@@ -1489,7 +1499,8 @@ impl<'a> Sim<'a> {
             return;
         }
         bp.login_in_flight = false;
-        let ok = bp.servers[s as usize].login_ok;
+        let err = bp.servers[s as usize].login_err;
+        let ok = err.is_none();
         if ok && self.pgs[0].up && self.bouncer_up {
             bp.last_login_failed = false;
             let sv = &mut bp.servers[s as usize];
@@ -1521,7 +1532,8 @@ impl<'a> Sim<'a> {
                 conn.bwait = NONE;
                 conn.broken = true;
                 let r = conn.req;
-                self.bouncer_error(r, Cause::MaxConnections);
+                // the server's error is passed on to every waiting client
+                self.bouncer_error(r, err.unwrap_or(Cause::ConnectionLost));
             }
             self.bpools[proc as usize].waiting = waiting;
         }
@@ -1581,8 +1593,10 @@ impl<'a> Sim<'a> {
         if self.reqs[r as usize].phase != Phase::PgWait {
             return;
         }
-        let pg = self.reqs[r as usize].pg;
-        if !self.pgs[pg as usize].up {
+        let q = &self.reqs[r as usize];
+        let conn = &self.conns[q.conn as usize];
+        let lost = conn.broken || (conn.via_bouncer && conn.server == NONE);
+        if !self.pgs[q.pg as usize].up || lost {
             self.pg_respond(r, Some(Cause::ConnectionLost));
             return;
         }
@@ -1727,6 +1741,7 @@ impl<'a> Sim<'a> {
                         self.close_server(proc, s);
                         self.conns[c as usize].broken = true;
                         error = Some(Cause::StatementModeTransaction);
+                        self.activate(proc);
                     } else {
                         self.release_server(proc, s);
                     }
@@ -2023,8 +2038,11 @@ impl<'a> Sim<'a> {
                 continue;
             }
             let state = conn.state;
+            let holds_slot = !(state == ConnState::Connecting && conn.refused.is_some());
             self.conns[c as usize].broken = true;
-            self.pgs[pg as usize].disconnect();
+            if holds_slot {
+                self.pgs[pg as usize].disconnect();
+            }
             if state == ConnState::Idle {
                 let p = self.conns[c as usize].pool as usize;
                 if let Some(i) = self.pools[p].idle.iter().position(|&x| x == c) {
@@ -2065,8 +2083,6 @@ impl<'a> Sim<'a> {
                     self.close_server(proc, s);
                 }
             }
-            let bp = &mut self.bpools[proc as usize];
-            bp.clients = 0;
         }
         for c in 0..self.conns.len() as u32 {
             let conn = &self.conns[c as usize];
@@ -2176,7 +2192,7 @@ impl<'a> Sim<'a> {
         }
         if let Some(b) = &sc.bouncer {
             if b.pool_size != u32::MAX {
-                let cap = b.pool_size as f64 * b.processes as f64;
+                let cap = (b.pool_size as f64 + b.reserve_size as f64) * b.processes as f64;
                 set(
                     &mut v,
                     "bouncer_server_utilization",
