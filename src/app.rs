@@ -103,7 +103,17 @@ fn simulate(
         .map(|p| p.scenario.run.replications as u64)
         .sum();
     let pb = progress(total, quiet);
-    let results = sweep::run_points(&points, || pb.inc(1));
+    let added = std::sync::atomic::AtomicBool::new(false);
+    let results = sweep::run_points(
+        &points,
+        |n| {
+            // the first round is already counted in the bar's length
+            if added.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                pb.inc_length(n);
+            }
+        },
+        || pb.inc(1),
+    );
     pb.finish_and_clear();
     let shard_label = shard.map(|s| format!("{}/{}", s.k, s.n));
     Ok(report::build(&plan, &results, &warnings, shard_label))

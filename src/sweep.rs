@@ -6,8 +6,9 @@
 use crate::experiment::file::ExperimentFile;
 use crate::experiment::load::{apply_override, compact, parse_file};
 use crate::experiment::{validate, Invalid, LoadedExperiment, Problem, Scenario, Severity};
-use crate::sim::{self, RunRecord, FIRST_CAUSE_METRIC, METRIC_NAMES};
-use crate::stats::{student_t, wilson, Interval};
+use crate::sim::{self, RunRecord, Series, FIRST_CAUSE_METRIC, METRIC_NAMES};
+use crate::stats::{mser5, student_t, wilson, Interval};
+use crate::units::SimDuration;
 use rayon::prelude::*;
 use serde_json::Value;
 
@@ -235,38 +236,131 @@ pub struct PointResult {
     pub records: Vec<RunRecord>,
     /// Per metric (like `METRIC_NAMES`): mean across replications and its interval.
     pub metrics: Vec<Interval>,
+    /// Precision stopping: whether the target was met, when the experiment asks for one.
+    pub precision: Option<PrecisionStatus>,
 }
 
-/// Run every (point, replication) in parallel; results come back in point order.
-pub fn run_points<F>(points: &[&Point], on_done: F) -> Vec<PointResult>
-where
-    F: Fn() + Sync,
-{
-    let tasks: Vec<(usize, u32)> = points
+#[derive(Clone, Debug, PartialEq)]
+pub struct PrecisionStatus {
+    pub met: bool,
+    pub target: f64,
+    /// The largest relative half-width among the named metrics.
+    pub worst: f64,
+    /// The metric that is furthest from the target.
+    pub worst_metric: String,
+    pub replications: u32,
+    pub max_replications: u32,
+}
+
+/// One replication of one point. With `auto_warmup`, the replication runs twice: once with its
+/// time series recorded to choose the truncation point by MSER-5, then again (same seed, so the same
+/// trajectory) measuring from that point.
+pub fn run_one(sc: &Scenario, replication: u32) -> RunRecord {
+    if !sc.run.auto_warmup {
+        return sim::run(sc, replication);
+    }
+    let mut first = sc.clone();
+    first.run.warmup = SimDuration::ZERO;
+    let (_, series) = sim::run_series(&first, replication);
+    let mut second = sc.clone();
+    second.run.warmup = mser_truncation(&series);
+    second.run.auto_warmup = false;
+    sim::run(&second, replication)
+}
+
+/// The warm-up chosen by MSER-5: the later of the truncation points of the throughput series and
+/// of the mean-latency series (intervals without completions carry the previous mean).
+pub fn mser_truncation(s: &Series) -> SimDuration {
+    let thr: Vec<f64> = s.completed.iter().map(|&c| c as f64).collect();
+    let mut last = 0.0;
+    let lat: Vec<f64> = s
+        .completed
         .iter()
-        .enumerate()
-        .flat_map(|(i, p)| (0..p.scenario.run.replications).map(move |r| (i, r)))
-        .collect();
-    let records: Vec<RunRecord> = tasks
-        .par_iter()
-        .map(|&(i, r)| {
-            let rec = sim::run(&points[i].scenario, r);
-            on_done();
-            rec
+        .zip(&s.latency_ns)
+        .map(|(&c, &l)| {
+            if c > 0 {
+                last = l / c as f64;
+            }
+            last
         })
         .collect();
-    let mut out = Vec::with_capacity(points.len());
-    let mut it = records.into_iter();
-    for p in points {
-        let recs: Vec<RunRecord> = it
-            .by_ref()
-            .take(p.scenario.run.replications as usize)
+    let k = mser5(&thr).max(mser5(&lat));
+    SimDuration(s.interval.as_ns() * k as u64)
+}
+
+/// Run every (point, replication) in parallel; results come back in point order. With precision
+/// stopping, rounds of further replications follow for the points that need them (a round adds
+/// as many replications as the experiment starts with); what a round runs depends only on the
+/// results so far, never on timing, so the output is the same for any thread count.
+pub fn run_points<M, D>(points: &[&Point], on_more: M, on_done: D) -> Vec<PointResult>
+where
+    M: Fn(u64),
+    D: Fn() + Sync,
+{
+    let n = points.len();
+    let mut recs: Vec<Vec<RunRecord>> = vec![Vec::new(); n];
+    let mut want: Vec<u32> = points.iter().map(|p| p.scenario.run.replications).collect();
+    let mut status: Vec<Option<PrecisionStatus>> = vec![None; n];
+    loop {
+        let tasks: Vec<(usize, u32)> = (0..n)
+            .flat_map(|i| (recs[i].len() as u32..want[i]).map(move |r| (i, r)))
             .collect();
-        let metrics = summarize(&recs, p.scenario.run.confidence);
+        if tasks.is_empty() {
+            break;
+        }
+        on_more(tasks.len() as u64);
+        let done: Vec<RunRecord> = tasks
+            .par_iter()
+            .map(|&(i, r)| {
+                let rec = run_one(&points[i].scenario, r);
+                on_done();
+                rec
+            })
+            .collect();
+        for ((i, _), rec) in tasks.iter().zip(done) {
+            recs[*i].push(rec);
+        }
+        for i in 0..n {
+            let run = &points[i].scenario.run;
+            let Some(p) = &run.precision else { continue };
+            let summary = summarize(&recs[i], run.confidence);
+            let (mut worst, mut worst_metric) = (0.0f64, String::new());
+            for &m in &p.metrics {
+                let iv = &summary[m];
+                let rel = match iv.half_width {
+                    Some(h) if iv.mean.abs() > 0.0 => h / iv.mean.abs(),
+                    Some(0.0) => 0.0,
+                    _ => f64::INFINITY,
+                };
+                if rel >= worst || worst_metric.is_empty() {
+                    worst = rel;
+                    worst_metric = METRIC_NAMES[m].to_string();
+                }
+            }
+            let met = worst <= p.relative_half_width;
+            let have = recs[i].len() as u32;
+            if !met && have < p.max_replications {
+                want[i] = (have + run.replications).min(p.max_replications);
+            }
+            status[i] = Some(PrecisionStatus {
+                met,
+                target: p.relative_half_width,
+                worst,
+                worst_metric,
+                replications: have,
+                max_replications: p.max_replications,
+            });
+        }
+    }
+    let mut out = Vec::with_capacity(n);
+    for (i, p) in points.iter().enumerate() {
+        let records = std::mem::take(&mut recs[i]);
+        let metrics = summarize(&records, p.scenario.run.confidence);
         out.push(PointResult {
             index: p.index,
-            records: recs,
+            records,
             metrics,
+            precision: status[i].take(),
         });
     }
     out

@@ -60,12 +60,28 @@ pub struct ExperimentFile {
 #[serde(deny_unknown_fields)]
 pub struct RunFile {
     pub duration_s: Option<f64>,
-    /// Fixed warm-up removed from every metric; `"auto"` is not a number and is not accepted here.
+    /// Fixed warm-up removed from every metric (see `auto_warmup`).
     pub warmup_s: Option<f64>,
     pub replications: Option<u32>,
     pub confidence: Option<f64>,
     /// Upper bound on events processed by one run (a safety limit).
     pub max_events: Option<u64>,
+    /// Choose the warm-up per replication by MSER-5 on the throughput and latency series
+    /// (instead of the fixed `warmup_s`).
+    pub auto_warmup: Option<bool>,
+    /// Add replications until the named metrics are precise enough.
+    pub precision: Option<PrecisionFile>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PrecisionFile {
+    /// Metric names (as in the results), default `["latency_p95_ms"]`.
+    pub metrics: Option<Vec<String>>,
+    /// Target: confidence half-width ≤ this fraction of the mean (default 0.05).
+    pub relative_half_width: Option<f64>,
+    /// Stop adding replications here even if the target is not met (default 50).
+    pub max_replications: Option<u32>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, Default)]

@@ -91,9 +91,22 @@ pub struct Scenario {
 pub struct Run {
     pub duration: SimDuration,
     pub warmup: SimDuration,
+    /// Choose the warm-up by MSER-5 per replication (then `warmup` is ignored).
+    pub auto_warmup: bool,
+    pub precision: Option<Precision>,
     pub replications: u32,
     pub confidence: f64,
     pub max_events: u64,
+}
+
+/// Precision stopping: replications are added until every named metric's confidence half-width
+/// is within `relative_half_width` of its mean, or `max_replications` is reached.
+#[derive(Clone, Debug)]
+pub struct Precision {
+    /// Indices into `sim::METRIC_NAMES`.
+    pub metrics: Vec<usize>,
+    pub relative_half_width: f64,
+    pub max_replications: u32,
 }
 
 #[derive(Clone, Debug)]

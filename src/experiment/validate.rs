@@ -206,9 +206,64 @@ pub fn validate(f: &mut ExperimentFile) -> Result<(Scenario, Vec<Problem>), Inva
             "use 0.95",
         );
     }
+    let auto_warmup = *r.auto_warmup.get_or_insert(false);
+    let precision = match r.precision.as_mut() {
+        None => None,
+        Some(pf) => {
+            let names = pf
+                .metrics
+                .get_or_insert_with(|| vec!["latency_p95_ms".into()])
+                .clone();
+            let mut metrics = Vec::new();
+            for (i, n) in names.iter().enumerate() {
+                match crate::sim::METRIC_NAMES.iter().position(|m| m == n) {
+                    Some(k) => metrics.push(k),
+                    None => v.err(
+                        &format!("run.precision.metrics.{i}"),
+                        format!("\"{n}\""),
+                        "not a metric name",
+                        "use a metric of the results, e.g. latency_p95_ms or throughput_rps",
+                    ),
+                }
+            }
+            let rel = *pf.relative_half_width.get_or_insert(0.05);
+            if !(rel.is_finite() && rel > 0.0 && rel < 1.0) {
+                v.err(
+                    "run.precision.relative_half_width",
+                    rel,
+                    "must be a fraction between 0 and 1",
+                    "use e.g. 0.05 for ±5 %",
+                );
+            }
+            let max = *pf.max_replications.get_or_insert(50);
+            if max < replications || max > 10_000 {
+                v.err(
+                    "run.precision.max_replications",
+                    max,
+                    format!("must be between run.replications ({replications}) and 10000"),
+                    "use e.g. 50",
+                );
+            }
+            Some(Precision {
+                metrics,
+                relative_half_width: rel,
+                max_replications: max,
+            })
+        }
+    };
+    if precision.is_some() && replications < 2 {
+        v.err(
+            "run.replications",
+            replications,
+            "precision stopping needs at least 2 replications to start from",
+            "use 3 or more",
+        );
+    }
     let run = Run {
         duration,
         warmup,
+        auto_warmup,
+        precision,
         replications,
         confidence,
         max_events,

@@ -49,6 +49,24 @@ pub struct PointOut {
     pub slo: Vec<SloOut>,
     /// `pass`, `fail`, or `uncertain` (an interval straddles a threshold).
     pub verdict: String,
+    /// Precision stopping, when the experiment asks for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<PrecisionOut>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PrecisionOut {
+    pub met: bool,
+    /// Target relative half-width.
+    pub target: f64,
+    /// Largest relative half-width among the named metrics, and which metric it is.
+    pub worst: f64,
+    pub worst_metric: String,
+    pub replications: u32,
+    pub max_replications: u32,
+    /// Why the target was not met, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
@@ -180,6 +198,26 @@ pub fn build(
                 metrics,
                 slo,
                 verdict,
+                precision: r.precision.as_ref().map(|p| PrecisionOut {
+                    met: p.met,
+                    target: p.target,
+                    worst: if p.worst.is_finite() { p.worst } else { -1.0 },
+                    worst_metric: p.worst_metric.clone(),
+                    replications: p.replications,
+                    max_replications: p.max_replications,
+                    note: (!p.met).then(|| {
+                        if p.worst.is_finite() {
+                            format!(
+                                "{} is still ±{:.1} % after {} replications (the limit): raise run.precision.max_replications or run.duration_s",
+                                p.worst_metric,
+                                p.worst * 100.0,
+                                p.replications
+                            )
+                        } else {
+                            format!("{} has no interval (its mean is 0 or it was never observed)", p.worst_metric)
+                        }
+                    }),
+                }),
             }
         })
         .collect();

@@ -85,6 +85,10 @@ pub fn render(r: &Results) -> Vec<u8> {
     ] {
         head.push(h.into());
     }
+    let with_precision = r.points.iter().any(|p| p.precision.is_some());
+    if with_precision {
+        head.insert(head.len() - 1, "reps".into());
+    }
     let mut rows = vec![head];
     for p in &r.points {
         let mut row = vec![p.index.to_string()];
@@ -125,6 +129,13 @@ pub fn render(r: &Results) -> Vec<u8> {
             "{:.0}",
             p.mean("postgres_slot_utilization") * 100.0
         ));
+        if with_precision {
+            row.push(match &p.precision {
+                Some(pr) if pr.met => pr.replications.to_string(),
+                Some(pr) => format!("{}!", pr.replications),
+                None => p.replications.to_string(),
+            });
+        }
         let failed: Vec<&str> = p
             .slo
             .iter()
@@ -142,7 +153,10 @@ pub fn render(r: &Results) -> Vec<u8> {
     let widths: Vec<usize> = (0..ncol)
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
-    let text_cols: Vec<bool> = (0..ncol).map(|c| c == ncol - 1 || c == ncol - 6).collect();
+    let causes_col = rows[0].iter().position(|h| h == "by cause %").unwrap_or(0);
+    let text_cols: Vec<bool> = (0..ncol)
+        .map(|c| c == ncol - 1 || c == causes_col)
+        .collect();
     let mut out = String::new();
     out.push_str(&format!(
         "{} — seed {}, {} replication(s) per point, {:.0} % confidence intervals\n",
@@ -166,6 +180,29 @@ pub fn render(r: &Results) -> Vec<u8> {
             .collect();
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
+    }
+    if with_precision {
+        let unmet = r
+            .points
+            .iter()
+            .filter(|p| p.precision.as_ref().is_some_and(|x| !x.met))
+            .count();
+        let target = r
+            .points
+            .iter()
+            .find_map(|p| p.precision.as_ref().map(|x| x.target))
+            .unwrap_or(0.0);
+        out.push_str(&format!(
+            "precision target ±{:.1} % of the mean: met at {} of {} points{}\n",
+            target * 100.0,
+            r.points.len() - unmet,
+            r.points.len(),
+            if unmet > 0 {
+                " (reps marked ! stopped at max_replications)"
+            } else {
+                ""
+            }
+        ));
     }
     out.into_bytes()
 }

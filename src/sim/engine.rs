@@ -279,6 +279,7 @@ struct Sim<'a> {
     token: u32,
     scratch: Vec<(u32, u32)>,
     trace: Option<Vec<Trace>>,
+    series: Option<Series>,
     /// Whole-run tallies (not windowed) for the conservation check.
     issued_all: u64,
     ended_all: u64,
@@ -286,16 +287,50 @@ struct Sim<'a> {
 
 /// Simulate one replication of a scenario.
 pub fn run(sc: &Scenario, replication: u32) -> RunRecord {
-    simulate(sc, replication, false).0
+    simulate(sc, replication, false, false).0
+}
+
+/// Number of intervals of a run's time series (for warm-up detection).
+pub const SERIES_INTERVALS: usize = 500;
+
+/// Completions and latency per interval of a run, from t = 0: what MSER-5 looks at.
+#[derive(Clone, Debug, Default)]
+pub struct Series {
+    pub interval: SimDuration,
+    /// Requests completed in each interval.
+    pub completed: Vec<u64>,
+    /// Sum of their latencies, ns.
+    pub latency_ns: Vec<f64>,
+}
+
+/// Simulate one replication and record its series (bounded: `SERIES_INTERVALS` entries).
+pub fn run_series(sc: &Scenario, replication: u32) -> (RunRecord, Series) {
+    let (r, _, s) = simulate_full(sc, replication, false, true);
+    (r, s.unwrap_or_default())
 }
 
 /// Simulate one replication and record the notable component events.
 pub fn run_traced(sc: &Scenario, replication: u32) -> (RunRecord, Vec<Trace>) {
-    let (r, t) = simulate(sc, replication, true);
+    let (r, t) = simulate(sc, replication, true, false);
     (r, t.unwrap_or_default())
 }
 
-fn simulate(sc: &Scenario, replication: u32, traced: bool) -> (RunRecord, Option<Vec<Trace>>) {
+fn simulate(
+    sc: &Scenario,
+    replication: u32,
+    traced: bool,
+    series: bool,
+) -> (RunRecord, Option<Vec<Trace>>) {
+    let (r, t, _) = simulate_full(sc, replication, traced, series);
+    (r, t)
+}
+
+fn simulate_full(
+    sc: &Scenario,
+    replication: u32,
+    traced: bool,
+    series: bool,
+) -> (RunRecord, Option<Vec<Trace>>, Option<Series>) {
     let seed = sc.seed;
     let s = |st| stream(seed, replication, st);
     let r = Rngs {
@@ -347,6 +382,14 @@ fn simulate(sc: &Scenario, replication: u32, traced: bool) -> (RunRecord, Option
         token: 0,
         scratch: Vec::new(),
         trace: traced.then(Vec::new),
+        series: series.then(|| {
+            let interval = SimDuration((sc.run.duration.as_ns() / SERIES_INTERVALS as u64).max(1));
+            Series {
+                interval,
+                completed: vec![0; SERIES_INTERVALS],
+                latency_ns: vec![0.0; SERIES_INTERVALS],
+            }
+        }),
         issued_all: 0,
         ended_all: 0,
     };
@@ -380,7 +423,7 @@ fn simulate(sc: &Scenario, replication: u32, traced: bool) -> (RunRecord, Option
         );
     }
     let rec = sim.record(events, truncated);
-    (rec, sim.trace.take())
+    (rec, sim.trace.take(), sim.series.take())
 }
 
 impl<'a> Sim<'a> {
@@ -881,6 +924,11 @@ impl<'a> Sim<'a> {
                 }
                 Err(c) => self.rec.failures[c as usize] += 1,
             }
+        }
+        if let (Some(s), Ok(())) = (self.series.as_mut(), outcome) {
+            let i = ((now.0 / s.interval.as_ns()) as usize).min(SERIES_INTERVALS - 1);
+            s.completed[i] += 1;
+            s.latency_ns[i] += (now - t0).as_ns() as f64;
         }
         self.user_next(user, attempt, outcome.is_err());
     }
@@ -2256,6 +2304,7 @@ impl<'a> Sim<'a> {
         set(&mut v, "requests_issued", rec.issued as f64);
         set(&mut v, "requests_completed", rec.completed as f64);
         set(&mut v, "requests_failed", failed as f64);
+        set(&mut v, "warmup_s", rec.window_start.as_s_f64());
         RunRecord {
             values: v,
             events,

@@ -6,7 +6,7 @@ pub mod engine;
 pub mod metrics;
 pub mod queue;
 
-pub use engine::{run, run_traced, RunRecord, Trace};
+pub use engine::{run, run_series, run_traced, RunRecord, Series, Trace, SERIES_INTERVALS};
 pub use metrics::{Cause, CAUSES};
 
 /// Names of the per-run metrics, in the order of `RunRecord::values`. Units are last in each name.
@@ -51,6 +51,7 @@ pub const METRIC_NAMES: &[&str] = &[
     "requests_issued",
     "requests_completed",
     "requests_failed",
+    "warmup_s",
 ];
 
 /// Index of a metric by name (panics on an unknown name: a programming error).
