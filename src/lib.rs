@@ -19,3 +19,4 @@ pub mod sim;
 pub mod stats;
 pub mod sweep;
 pub mod units;
+pub mod validation;

@@ -674,6 +674,12 @@ impl<'a> Sim<'a> {
                 bp.check(cap);
             }
         }
+        for pg in &self.pgs {
+            assert!(
+                pg.backends <= pg.usable,
+                "PostgreSQL over max_connections − reserved"
+            );
+        }
     }
 
     // ---------------------------------------------------------------- clients
@@ -2225,6 +2231,10 @@ impl<'a> Sim<'a> {
             "pool_exhaustion_per_s",
             rec.exhaustion_events as f64 / window,
         );
+        if rec.acquires > 0 {
+            let f = rec.exhaustion_events as f64 / rec.acquires as f64;
+            set(&mut v, "pool_exhaustion_fraction", f);
+        }
         let app_cap: f64 = self
             .pools
             .iter()

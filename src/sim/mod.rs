@@ -35,6 +35,7 @@ pub const METRIC_NAMES: &[&str] = &[
     "acquire_wait_p95_ms",
     "acquire_wait_p99_ms",
     "pool_exhaustion_per_s",
+    "pool_exhaustion_fraction",
     "app_pool_utilization",
     "bouncer_server_utilization",
     "postgres_slot_utilization",

@@ -12,9 +12,11 @@ use hdrhistogram::Histogram;
 /// `2^k` ns for values in `[1024·2^k, 2048·2^k)`. A reported value therefore
 /// differs from the recorded one by less than 1/1024 of it (a relative error
 /// strictly below 0.098 %, well inside the 1 % the tool promises). Quantiles
-/// and the maximum are reported at the top of their bucket (never below the
-/// true sample), the minimum at the bottom, and the mean uses bucket
-/// midpoints (error below 1/2048). The resolution is fine enough that the
+/// are reported at the middle of their bucket (error below 1/2048 either way,
+/// and no systematic bias: the top of the bucket would bias every percentile
+/// up by up to 0.1 %, which long validation runs can see), the maximum at the
+/// top of its bucket (never below the true sample), the minimum at the
+/// bottom, and the mean uses bucket midpoints (error below 1/2048). The resolution is fine enough that the
 /// spread of a percentile across replications is not hidden by bucketing.
 ///
 /// # Range
@@ -83,10 +85,10 @@ impl LatencyHistogram {
     /// The `q`-quantile in nanoseconds, using `hdrhistogram`'s
     /// `value_at_quantile` definition: with `N` recorded values, the
     /// smallest recorded value `v` such that at least `⌈q·N⌉` (and at least
-    /// one) values are `≤ v`, reported at the highest value equivalent to
-    /// `v`'s bucket. This is the nearest-rank ("inverted CDF") percentile,
-    /// with no interpolation. `q = 0` returns the lowest value of the
-    /// minimum's bucket, i.e. [`Self::min_ns`].
+    /// one) values are `≤ v`, reported at the middle of `v`'s bucket
+    /// (`median_equivalent`). This is the nearest-rank ("inverted CDF")
+    /// percentile, with no interpolation. `q = 0` returns the middle of the
+    /// minimum's bucket.
     ///
     /// `q` is clamped to `[0, 1]` and NaN is treated as 0. An empty histogram
     /// returns 0.
@@ -95,7 +97,7 @@ impl LatencyHistogram {
             return 0;
         }
         let q = if q.is_nan() { 0.0 } else { q.clamp(0.0, 1.0) };
-        self.hist.value_at_quantile(q)
+        self.hist.median_equivalent(self.hist.value_at_quantile(q))
     }
 
     /// Mean in nanoseconds (bucket midpoints); 0 when empty.
@@ -158,9 +160,8 @@ mod tests {
         for q in [0.01, 0.1, 0.25, 0.5, 0.9, 0.95, 0.99, 0.999, 1.0] {
             let exact = (q * 100_000.0_f64).ceil() as u64 * 1_000;
             let got = h.quantile_ns(q);
-            assert!(got >= exact, "q={q}: {got} < {exact}");
             assert!(
-                within_relative(got, exact, 1.0 / 1024.0),
+                within_relative(got, exact, 1.0 / 2048.0),
                 "q={q}: got {got}, expected {exact}"
             );
         }

@@ -1,0 +1,93 @@
+//! Determinism: the same inputs give the same numbers, whatever runs beside them.
+
+use crate::common::scenario;
+use poolsim::experiment::load::apply_override;
+use poolsim::experiment::LoadedExperiment;
+use poolsim::sim::run;
+use poolsim::sweep::{plan, run_points};
+use serde_json::json;
+
+fn doc() -> serde_json::Value {
+    json!({
+        "seed": 5,
+        "run": {"duration_s": 3, "warmup_s": 0.5, "replications": 3},
+        "clients": {"users": 300, "think_time": {"exp": {"mean_ms": 100}}, "request_timeout_ms": 200},
+        "workload": {"transactions": [{"name": "q", "statements": 2, "statement_wait": {"exp": {"mean_ms": 2}},
+            "statement_cpu": {"gamma": {"shape": 2, "mean_ms": 0.5}}}]},
+        "app": {"instances": 2, "pools": {"primary": {"min_size": 2, "max_size": 8, "acquire_timeout_ms": 50}}},
+        "pgbouncer": {"pool_mode": "transaction", "default_pool_size": 6, "reserve_pool_size": 2,
+            "reserve_pool_timeout_s": 0.5, "max_client_conn": 100},
+        "postgres": {"cores": 2, "contention_kappa": 0.01},
+        "sweep": {"clients.users": [100, 300], "pgbouncer.default_pool_size": [4, 6, 8]}
+    })
+}
+
+#[test]
+fn the_same_seed_gives_the_same_numbers_and_another_seed_other_numbers() {
+    let sc = scenario(doc());
+    let a = run(&sc, 0);
+    let b = run(&sc, 0);
+    assert_eq!(a, b);
+    let mut other = sc.clone();
+    other.seed = 6;
+    assert_ne!(run(&other, 0).values, a.values);
+    assert_ne!(run(&sc, 1).values, a.values, "replications differ");
+}
+
+#[test]
+fn a_point_alone_gives_the_numbers_it_gives_inside_a_sweep() {
+    let loaded = LoadedExperiment {
+        path: "x.json".into(),
+        doc: doc(),
+        model: None,
+    };
+    let full = plan(&loaded, true).unwrap();
+    let refs: Vec<_> = full.points.iter().collect();
+    let swept = run_points(&refs, |_| {}, || {});
+    // point 4 = users 300, default_pool_size 6
+    let mut alone_doc = doc();
+    apply_override(&mut alone_doc, "clients.users", json!(300)).unwrap();
+    apply_override(&mut alone_doc, "pgbouncer.default_pool_size", json!(6)).unwrap();
+    let alone = LoadedExperiment {
+        path: "x.json".into(),
+        doc: alone_doc,
+        model: None,
+    };
+    let single = plan(&alone, false).unwrap();
+    let refs: Vec<_> = single.points.iter().collect();
+    let one = run_points(&refs, |_| {}, || {});
+    assert_eq!(
+        full.points[4].params,
+        vec![
+            ("clients.users".into(), json!(300)),
+            ("pgbouncer.default_pool_size".into(), json!(6))
+        ]
+    );
+    assert_eq!(swept[4].records, one[0].records);
+}
+
+#[test]
+fn precision_stopping_is_deterministic_and_reports_its_outcome() {
+    let mut d = doc();
+    d["run"]["precision"] = json!({"metrics": ["latency_p95_ms", "throughput_rps"], "relative_half_width": 0.02, "max_replications": 9});
+    let loaded = LoadedExperiment {
+        path: "x.json".into(),
+        doc: d,
+        model: None,
+    };
+    let p = plan(&loaded, true).unwrap();
+    let refs: Vec<_> = p.points.iter().collect();
+    let a = run_points(&refs, |_| {}, || {});
+    let b = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap()
+        .install(|| run_points(&refs, |_| {}, || {}));
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x.records, y.records);
+        let s = x.precision.as_ref().unwrap();
+        assert!(s.replications >= 3 && s.replications <= 9);
+        assert!(s.met || s.replications == 9, "{s:?}");
+        assert_eq!(s.replications as usize, x.records.len());
+    }
+}
