@@ -402,7 +402,7 @@ pub fn cases() -> Vec<Case> {
     {
         let (median, p95) = (4.0, 20.0);
         let z95 = 1.644_853_626_951_472_2_f64;
-        let sigma = (p95 / median as f64).ln() / z95;
+        let sigma = (p95 / median).ln() / z95;
         let mean_s = median * (sigma * sigma / 2.0).exp() / 1000.0;
         let rho = 0.7;
         let l = rho / mean_s;
