@@ -400,7 +400,7 @@ pub fn cases() -> Vec<Case> {
     }
     // --- M/G/1-PS with lognormal service: insensitive, mean response S / (1 − ρ)
     {
-        let (median, p95) = (4.0, 20.0);
+        let (median, p95): (f64, f64) = (4.0, 20.0);
         let z95 = 1.644_853_626_951_472_2_f64;
         let sigma = (p95 / median).ln() / z95;
         let mean_s = median * (sigma * sigma / 2.0).exp() / 1000.0;
