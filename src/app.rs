@@ -1,6 +1,8 @@
 //! One function per subcommand; the only place that touches files, stdout and the environment.
 
-use crate::cli::{CheckArgs, CheckFormat, Cli, Cmd, ExperimentArgs, Format, RunArgs, SweepArgs};
+use crate::cli::{
+    CheckArgs, CheckFormat, Cli, Cmd, ExperimentArgs, Format, MergeArgs, RunArgs, SweepArgs,
+};
 use crate::experiment::{
     load_experiment, parse_override, Invalid, LoadedExperiment, Problem, Severity,
 };
@@ -21,6 +23,7 @@ pub fn main(cli: Cli) -> Result<()> {
         Cmd::Run(a) => run(a),
         Cmd::Sweep(a) => sweep_cmd(a),
         Cmd::Check(a) => check(a),
+        Cmd::Merge(a) => merge(a),
     }
 }
 
@@ -156,19 +159,62 @@ fn sweep_cmd(a: SweepArgs) -> Result<()> {
     let loaded = load(&a.exp)?;
     let results = simulate(&loaded, true, shard, a.quiet)?;
     if let Some(dir) = &a.out {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let stem = match shard {
             Some(s) => format!("results.shard-{}-of-{}", s.k, s.n),
             None => "results".into(),
         };
-        for (ext, bytes) in [
-            ("json", report::to_json(&results)),
-            ("csv", report::to_csv(&results)),
-            ("txt", report::table::render(&results)),
-        ] {
-            let path = dir.join(format!("{stem}.{ext}"));
-            std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
-        }
+        write_results(dir, &stem, &results)?;
+    }
+    match a.format {
+        Format::Table => out(&report::table::render(&results)),
+        Format::Json => out(&report::to_json(&results)),
+        Format::Csv => out(&report::to_csv(&results)),
+    }
+}
+
+fn write_results(dir: &std::path::Path, stem: &str, results: &report::Results) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for (ext, bytes) in [
+        ("json", report::to_json(results)),
+        ("csv", report::to_csv(results)),
+        ("txt", report::table::render(results)),
+    ] {
+        let path = dir.join(format!("{stem}.{ext}"));
+        std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Read a results document (from `sweep --format json` or `--out`).
+pub fn read_results(path: &std::path::Path) -> Result<report::Results> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let r: report::Results = serde_json::from_str(&text).map_err(|e| {
+        UsageError(format!(
+            "{} is not a poolsim results file: {e}",
+            path.display()
+        ))
+    })?;
+    if r.schema_version != report::SCHEMA_VERSION {
+        return Err(UsageError(format!(
+            "{} has schema version {}, this poolsim reads version {}",
+            path.display(),
+            r.schema_version,
+            report::SCHEMA_VERSION
+        ))
+        .into());
+    }
+    Ok(r)
+}
+
+fn merge(a: MergeArgs) -> Result<()> {
+    let mut parts = Vec::new();
+    for p in &a.shards {
+        parts.push((p.display().to_string(), read_results(p)?));
+    }
+    let results = report::merge(parts).map_err(|e| UsageError(e.to_string()))?;
+    if let Some(dir) = &a.out {
+        write_results(dir, "results", &results)?;
     }
     match a.format {
         Format::Table => out(&report::table::render(&results)),

@@ -25,6 +25,21 @@ pub enum Cmd {
     /// Validate and lint an experiment without simulating: capacity math, unreachable limits,
     /// contradicting settings
     Check(CheckArgs),
+    /// Merge the results of `sweep --shard K/N` runs into the results of the whole sweep
+    Merge(MergeArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct MergeArgs {
+    /// Shard results files (`--format json` output or results.shard-K-of-N.json)
+    #[arg(required = true)]
+    pub shards: Vec<PathBuf>,
+    /// Output format on stdout
+    #[arg(long, value_enum, default_value_t = Format::Json)]
+    pub format: Format,
+    /// Also write results.json, results.csv and results.txt into this directory
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -318,3 +318,55 @@ fn csv_field(s: &str) -> String {
         s.to_string()
     }
 }
+
+/// Why shard results cannot be merged.
+#[derive(Debug, thiserror::Error)]
+pub enum MergeError {
+    #[error("no results to merge")]
+    Empty,
+    #[error("{0} is not from the same sweep as the first file (experiment, seed, axes or settings differ)")]
+    Mismatch(String),
+    #[error("point {0} appears in more than one file")]
+    Duplicate(usize),
+    #[error("points are missing: {0:?} (run the remaining shards)")]
+    Missing(Vec<usize>),
+}
+
+/// Merge the results of the shards of one sweep into the results of the whole sweep: the same
+/// document a single unsharded run writes.
+pub fn merge(parts: Vec<(String, Results)>) -> Result<Results, MergeError> {
+    let mut it = parts.into_iter();
+    let (_, first) = it.next().ok_or(MergeError::Empty)?;
+    let mut points = first.points.clone();
+    let same = |a: &Results, b: &Results| {
+        a.schema_version == b.schema_version
+            && a.experiment == b.experiment
+            && a.seed == b.seed
+            && a.axes == b.axes
+            && a.resolved_experiment == b.resolved_experiment
+            && a.source == b.source
+    };
+    for (name, r) in it {
+        if !same(&first, &r) {
+            return Err(MergeError::Mismatch(name));
+        }
+        points.extend(r.points);
+    }
+    points.sort_by_key(|p| p.index);
+    for w in points.windows(2) {
+        if w[0].index == w[1].index {
+            return Err(MergeError::Duplicate(w[0].index));
+        }
+    }
+    let total: usize = first.axes.iter().map(|a| a.values.len().max(1)).product();
+    let have: std::collections::BTreeSet<usize> = points.iter().map(|p| p.index).collect();
+    let missing: Vec<usize> = (0..total).filter(|i| !have.contains(i)).collect();
+    if !missing.is_empty() {
+        return Err(MergeError::Missing(missing));
+    }
+    Ok(Results {
+        shard: None,
+        points,
+        ..first
+    })
+}

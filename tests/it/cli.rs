@@ -188,3 +188,42 @@ fn sweep_writes_json_csv_and_table_files() {
     );
     assert!(dir.join("results.txt").exists());
 }
+
+#[test]
+fn merged_shards_give_the_bytes_of_the_whole_sweep() {
+    let whole = short_10k(&["--format", "json"]);
+    assert!(whole.status.success());
+    let mut files = Vec::new();
+    for k in 1..=3 {
+        let out = short_10k(&["--format", "json", "--shard", &format!("{k}/3")]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        files.push(tmp(
+            &format!("shard-{k}.json"),
+            std::str::from_utf8(&out.stdout).unwrap(),
+        ));
+    }
+    // in any order
+    let merged = poolsim()
+        .arg("merge")
+        .args([&files[2], &files[0], &files[1]])
+        .output()
+        .unwrap();
+    assert!(
+        merged.status.success(),
+        "{}",
+        String::from_utf8_lossy(&merged.stderr)
+    );
+    assert_eq!(merged.stdout, whole.stdout);
+    // a missing shard is an input error naming the missing points
+    let partial = poolsim()
+        .arg("merge")
+        .args([&files[0], &files[1]])
+        .output()
+        .unwrap();
+    assert_eq!(partial.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&partial.stderr).contains("missing"));
+}
