@@ -1,7 +1,9 @@
-//! One function per subcommand; the only place that touches files, stdout and the environment.
+//! One function per subcommand; the only place that writes files and stdout (experiment and
+//! model files are read by `experiment::load`, pgbench logs by `live::pgbench`).
 
 use crate::cli::{
-    CheckArgs, CheckFormat, Cli, Cmd, ExperimentArgs, Format, MergeArgs, RunArgs, SweepArgs,
+    CheckArgs, CheckFormat, Cli, Cmd, CompareArgs, ExperimentArgs, Format, MergeArgs, RunArgs,
+    SweepArgs,
 };
 use crate::experiment::{
     load_experiment, parse_override, Invalid, LoadedExperiment, Problem, Severity,
@@ -12,6 +14,11 @@ use crate::sweep::{self, Shard};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::Write;
+
+/// `compare` found a metric past its tolerance (exit code 3).
+#[derive(Debug, thiserror::Error)]
+#[error("tolerance exceeded at {0} place(s)")]
+pub struct ToleranceExceeded(pub usize);
 
 /// Bad command-line usage (exit code 2).
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +31,7 @@ pub fn main(cli: Cli) -> Result<()> {
         Cmd::Sweep(a) => sweep_cmd(a),
         Cmd::Check(a) => check(a),
         Cmd::Merge(a) => merge(a),
+        Cmd::Compare(a) => compare(a),
     }
 }
 
@@ -221,6 +229,93 @@ fn merge(a: MergeArgs) -> Result<()> {
         Format::Json => out(&report::to_json(&results)),
         Format::Csv => out(&report::to_csv(&results)),
     }
+}
+
+fn compare(a: CompareArgs) -> Result<()> {
+    let projected = read_results(&a.projected)?;
+    let looks_like_results = a.measured.len() == 1
+        && a.measured[0].extension().is_some_and(|e| e == "json")
+        && a.measured[0].is_file();
+    let (measured, mname) = if looks_like_results {
+        (
+            read_results(&a.measured[0])?,
+            a.measured[0].display().to_string(),
+        )
+    } else {
+        let s = crate::live::pgbench::import_paths(&a.measured)
+            .map_err(|e| UsageError(format!("measured: {e}")))?;
+        let name = a
+            .measured
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" ");
+        (report::compare::measured_from_pgbench(&s, &name), name)
+    };
+    let metrics: Vec<String> = if a.metrics.is_empty() {
+        report::compare::DEFAULT_METRICS
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    } else {
+        a.metrics.clone()
+    };
+    for m in &metrics {
+        if !crate::sim::METRIC_NAMES.contains(&m.as_str()) {
+            return Err(UsageError(format!(
+                "--metrics: `{m}` is not a metric (see the results' metric names)"
+            ))
+            .into());
+        }
+    }
+    let mut tolerances = Vec::new();
+    for t in &a.tolerances {
+        let (m, pct) = t.split_once('=').ok_or_else(|| {
+            UsageError(format!(
+                "--tolerance `{t}` is not METRIC=PCT (e.g. throughput_rps=5)"
+            ))
+        })?;
+        let pct: f64 =
+            pct.trim().trim_end_matches('%').parse().map_err(|_| {
+                UsageError(format!("--tolerance `{t}`: `{pct}` is not a percentage"))
+            })?;
+        if !crate::sim::METRIC_NAMES.contains(&m) {
+            return Err(UsageError(format!("--tolerance: `{m}` is not a metric")).into());
+        }
+        tolerances.push((m.to_string(), pct / 100.0));
+    }
+    let mut metrics = metrics;
+    for (m, _) in &tolerances {
+        if !metrics.contains(m) {
+            metrics.push(m.clone());
+        }
+    }
+    let c = report::compare::compare(
+        &projected,
+        &measured,
+        &metrics,
+        &tolerances,
+        &a.projected.display().to_string(),
+        &mname,
+    );
+    if c.points.is_empty() {
+        return Err(UsageError(
+            "no measured point matches a projected point (points are matched by their swept parameters)".into(),
+        )
+        .into());
+    }
+    match a.format {
+        CheckFormat::Text => out(&report::compare::render_table(&c))?,
+        CheckFormat::Json => {
+            let mut v = serde_json::to_vec_pretty(&c)?;
+            v.push(b'\n');
+            out(&v)?
+        }
+    }
+    if !c.tolerance_exceeded.is_empty() {
+        return Err(ToleranceExceeded(c.tolerance_exceeded.len()).into());
+    }
+    Ok(())
 }
 
 fn check(a: CheckArgs) -> Result<()> {

@@ -27,6 +27,28 @@ pub enum Cmd {
     Check(CheckArgs),
     /// Merge the results of `sweep --shard K/N` runs into the results of the whole sweep
     Merge(MergeArgs),
+    /// Projected against measured, point by point and metric by metric; exit code 3 when a
+    /// tolerance is exceeded
+    Compare(CompareArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CompareArgs {
+    /// Projected results (`poolsim sweep --format json` or results.json)
+    pub projected: PathBuf,
+    /// Measured results (`"source": "measured"` results JSON), or pgbench per-transaction logs
+    /// (files, a directory, or a log prefix)
+    #[arg(required = true)]
+    pub measured: Vec<PathBuf>,
+    /// Metrics to compare, comma-separated (default: throughput, mean/P50/P95/P99 latency, failure rate)
+    #[arg(long, value_delimiter = ',')]
+    pub metrics: Vec<String>,
+    /// Fail (exit code 3) when |relative error| of METRIC exceeds PCT percent at any point,
+    /// e.g. --tolerance throughput_rps=5 --tolerance latency_p95_ms=15
+    #[arg(long = "tolerance", value_name = "METRIC=PCT")]
+    pub tolerances: Vec<String>,
+    #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
+    pub format: CheckFormat,
 }
 
 #[derive(Args, Debug)]

@@ -1,5 +1,6 @@
 //! The `poolsim` binary: parse argv, call the app, map errors to exit codes
-//! (0 ok, 1 runtime failure, 2 invalid input; a closed stdout pipe is not an error).
+//! (0 ok, 1 runtime failure, 2 invalid input, 3 `compare` past a tolerance; a closed stdout pipe
+//! is not an error).
 
 use clap::Parser;
 use poolsim::app;
@@ -20,6 +21,10 @@ fn main() -> ExitCode {
             if let Some(inv) = e.downcast_ref::<Invalid>() {
                 eprint!("{inv}");
                 return ExitCode::from(2);
+            }
+            if let Some(t) = e.downcast_ref::<app::ToleranceExceeded>() {
+                eprintln!("poolsim: {t}");
+                return ExitCode::from(3);
             }
             if let Some(u) = e.downcast_ref::<app::UsageError>() {
                 eprintln!("error: {u}");

@@ -227,3 +227,93 @@ fn merged_shards_give_the_bytes_of_the_whole_sweep() {
     assert_eq!(partial.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&partial.stderr).contains("missing"));
 }
+
+#[test]
+fn compare_matches_points_and_gates_on_tolerances() {
+    let run = |extra: &[&str]| {
+        poolsim()
+            .arg("sweep")
+            .arg(root().join("experiments/guide-before.json"))
+            .args([
+                "--set",
+                "run.duration_s=1",
+                "--set",
+                "run.warmup_s=0.2",
+                "--set",
+                "sweep.app.pools.primary.max_size=[20, 35]",
+                "-q",
+                "--format",
+                "json",
+            ])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let projected = tmp(
+        "projected.json",
+        std::str::from_utf8(&run(&[]).stdout).unwrap(),
+    );
+    // a "measurement" from another seed: small errors, all points matched
+    let other = run(&["--set", "seed=99"]);
+    let mut measured: serde_json::Value = serde_json::from_slice(&other.stdout).unwrap();
+    measured["source"] = "measured".into();
+    let measured = tmp("measured.json", &measured.to_string());
+    let out = poolsim()
+        .arg("compare")
+        .arg(&projected)
+        .arg(&measured)
+        .args(["--tolerance", "throughput_rps=5"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("app.pools.primary.max_size=35"), "{text}");
+    assert!(text.contains("median"), "{text}");
+    // an impossible tolerance fails the gate with exit code 3
+    let out = poolsim()
+        .arg("compare")
+        .arg(&projected)
+        .arg(&measured)
+        .args(["--tolerance", "latency_p95_ms=0.000001"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    // a pgbench log is a measurement too (one point against a one-point projection)
+    let single = poolsim()
+        .arg("run")
+        .arg(root().join("experiments/guide-before.json"))
+        .args([
+            "--set",
+            "run.duration_s=1",
+            "--set",
+            "run.warmup_s=0.2",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let single = tmp("single.json", std::str::from_utf8(&single.stdout).unwrap());
+    let out = poolsim()
+        .arg("compare")
+        .arg(&single)
+        .arg(root().join("tests/data/pgbench/select-only"))
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["points"][0]["rows"][0]["measured"]["mean"]
+            .as_f64()
+            .map(|x| x.round()),
+        Some(664.0)
+    );
+}
