@@ -663,11 +663,6 @@ impl<'a> Sim<'a> {
     }
 
     fn check_invariants(&self) {
-        if cfg!(debug_assertions) {
-            for p in &self.pools {
-                p.check();
-            }
-        }
         if let Some(b) = &self.sc.bouncer {
             let cap = b.pool_size.saturating_add(b.reserve_size);
             for bp in &self.bpools {
@@ -1063,6 +1058,7 @@ impl<'a> Sim<'a> {
         let c = self.alloc_conn(p);
         self.pools[p as usize].open += 1;
         self.conns[c as usize].state = ConnState::Connecting;
+        self.pools[p as usize].check();
         self.conns[c as usize].req = owner;
         self.reqs[owner as usize].conn = c;
         if self.rec.measuring {
@@ -1230,6 +1226,7 @@ impl<'a> Sim<'a> {
 
     /// Hand idle connections to waiters, and let waiters open connections below max_size.
     fn serve_waiters(&mut self, p: u32) {
+        self.pools[p as usize].check();
         loop {
             let pool = &mut self.pools[p as usize];
             let Some(&(r, seq)) = pool.waiters.front() else {
