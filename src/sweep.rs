@@ -81,13 +81,9 @@ pub fn plan(loaded: &LoadedExperiment, with_sweep: bool) -> Result<Plan, Invalid
         .and_then(|r| r.replications)
         .unwrap_or(5) as usize;
     if total.saturating_mul(reps) > MAX_RUNS {
-        problems.push(Problem {
-            severity: Severity::Error,
-            path: "sweep".into(),
-            value: format!("{total} points × {reps} replications"),
-            message: format!("a sweep is limited to {MAX_RUNS} runs"),
-            hint: "sweep fewer values, or split the sweep with --shard".into(),
-        });
+        problems.push(too_many_runs(format!(
+            "{total} points × {reps} replications"
+        )));
     }
     if problems.iter().any(|p| p.severity == Severity::Error) {
         // report what validation finds in the rest of the document too, all at once
@@ -180,19 +176,23 @@ pub fn plan(loaded: &LoadedExperiment, with_sweep: bool) -> Result<Plan, Invalid
         .map(|p| p.scenario.run.replications as usize)
         .sum();
     if runs > MAX_RUNS {
-        problems.push(Problem {
-            severity: Severity::Error,
-            path: "sweep".into(),
-            value: format!("{runs} runs"),
-            message: format!("a sweep is limited to {MAX_RUNS} runs"),
-            hint: "sweep fewer values or replications, or split the sweep with --shard".into(),
-        });
+        problems.push(too_many_runs(format!("{runs} runs")));
     }
     if problems.iter().any(|p| p.severity == Severity::Error) {
         problems.sort();
         return Err(Invalid(problems));
     }
     Ok(Plan { axes, points })
+}
+
+fn too_many_runs(value: String) -> Problem {
+    Problem {
+        severity: Severity::Error,
+        path: "sweep".into(),
+        value,
+        message: format!("a sweep is limited to {MAX_RUNS} runs"),
+        hint: "sweep fewer values or replications, or split the sweep with --shard".into(),
+    }
 }
 
 /// A shard `k/n` (1-based k) of the points: points whose index ≡ k−1 (mod n).

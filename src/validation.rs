@@ -83,6 +83,14 @@ fn base(over: Value) -> Value {
     doc
 }
 
+/// PgBouncer in transaction mode with `c` servers open from the start and no costs of its own.
+fn ideal_bouncer(c: u32, max_client_conn: u32) -> Value {
+    json!({"pool_mode": "transaction", "max_client_conn": max_client_conn, "default_pool_size": c,
+        "min_pool_size": c, "prewarm": true, "cpu_per_query": {"const_ms": 0},
+        "client_connect": {"const_ms": 0}, "query_wait_timeout_s": 0, "server_lifetime_s": 0,
+        "server_idle_timeout_s": 0})
+}
+
 fn exp_ms(mean_s: f64) -> Value {
     json!({"exp": {"mean_ms": mean_s * 1000.0}})
 }
@@ -217,10 +225,7 @@ pub fn cases() -> Vec<Case> {
             "clients": {"rate_per_s": l},
             "workload": {"transactions": [{"name": "q", "statement_wait": exp_ms(1.0 / m)}]},
             "app": {"pools": {"primary": {"target": "pgbouncer", "min_size": 300, "max_size": 300}}},
-            "pgbouncer": {"pool_mode": "transaction", "max_client_conn": 10000, "default_pool_size": c,
-                "min_pool_size": c, "prewarm": true, "cpu_per_query": {"const_ms": 0},
-                "client_connect": {"const_ms": 0}, "query_wait_timeout_s": 0, "server_lifetime_s": 0,
-                "server_idle_timeout_s": 0}
+            "pgbouncer": ideal_bouncer(c, 10000)
         }));
         v.push(Case {
             model: "M/M/c",
@@ -305,9 +310,7 @@ pub fn cases() -> Vec<Case> {
             "clients": {"rate_per_s": l},
             "workload": {"transactions": [{"name": "q", "statement_wait": exp_ms(1.0 / m)}]},
             "app": {"pools": {"primary": {"kind": "none", "target": "pgbouncer"}}},
-            "pgbouncer": {"pool_mode": "transaction", "max_client_conn": c, "default_pool_size": c,
-                "min_pool_size": c, "prewarm": true, "cpu_per_query": {"const_ms": 0},
-                "client_connect": {"const_ms": 0}, "server_lifetime_s": 0, "server_idle_timeout_s": 0}
+            "pgbouncer": ideal_bouncer(c, c)
         }));
         v.push(Case {
             model: "Erlang B (M/M/c/c)",
