@@ -2,6 +2,7 @@
 //! JSON, CSV, charts (SVG, PNG) and the HTML report — as pure functions returning bytes.
 
 pub mod chart;
+pub mod html;
 pub mod table;
 
 use crate::experiment::{Problem, Scenario};
