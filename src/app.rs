@@ -1,6 +1,9 @@
 //! One function per subcommand; the only place that touches files, stdout and the environment.
 
-use crate::cli::{CheckArgs, CheckFormat, Cli, Cmd, ExperimentArgs, Format, RunArgs, SweepArgs};
+use crate::cli::{
+    ChartArgs, ChartFormat, CheckArgs, CheckFormat, Cli, Cmd, ExperimentArgs, Format, ReportArgs,
+    RunArgs, SweepArgs,
+};
 use crate::experiment::{
     load_experiment, parse_override, Invalid, LoadedExperiment, Problem, Severity,
 };
@@ -10,6 +13,7 @@ use crate::sweep::{self, Shard};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::Write;
+use std::path::Path;
 
 /// Bad command-line usage (exit code 2).
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +25,8 @@ pub fn main(cli: Cli) -> Result<()> {
         Cmd::Run(a) => run(a),
         Cmd::Sweep(a) => sweep_cmd(a),
         Cmd::Check(a) => check(a),
+        Cmd::Chart(a) => chart_cmd(a),
+        Cmd::Report(a) => report_cmd(a),
     }
 }
 
@@ -160,6 +166,9 @@ fn sweep_cmd(a: SweepArgs) -> Result<()> {
             std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
         }
     }
+    if let Some(dir) = &a.charts {
+        write_charts(std::slice::from_ref(&results), dir, ChartFormat::Both)?;
+    }
     match a.format {
         Format::Table => out(&report::table::render(&results)),
         Format::Json => out(&report::to_json(&results)),
@@ -233,6 +242,100 @@ fn check(a: CheckArgs) -> Result<()> {
             out(s.as_bytes())
         }
     }
+}
+
+fn read_results(path: &Path) -> Result<report::Results> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let r: report::Results = serde_json::from_str(&text).map_err(|e| {
+        UsageError(format!(
+            "{}: not a poolsim results file ({e}); write one with `poolsim sweep … --format json`",
+            path.display()
+        ))
+    })?;
+    if r.schema_version > report::SCHEMA_VERSION {
+        return Err(UsageError(format!(
+            "{}: results schema {} is newer than this poolsim reads ({}): upgrade poolsim",
+            path.display(),
+            r.schema_version,
+            report::SCHEMA_VERSION
+        ))
+        .into());
+    }
+    Ok(r)
+}
+
+/// Render the charts of `rs` into `dir` (see `chart::jobs`); say on stderr what was written and
+/// what was skipped, and why.
+fn write_charts(rs: &[report::Results], dir: &Path, format: ChartFormat) -> Result<()> {
+    use rayon::prelude::*;
+    use report::chart::{self, ChartError, ImageFormat};
+    let formats: &[ImageFormat] = match format {
+        ChartFormat::Svg => &[ImageFormat::Svg],
+        ChartFormat::Png => &[ImageFormat::Png],
+        ChartFormat::Both => &[ImageFormat::Svg, ImageFormat::Png],
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let (jobs, mut skipped) = chart::jobs(rs);
+    let tasks: Vec<(&chart::Job, ImageFormat)> = jobs
+        .iter()
+        .flat_map(|j| formats.iter().map(move |f| (j, *f)))
+        .collect();
+    let rendered: Vec<_> = tasks
+        .par_iter()
+        .map(|&(j, f)| (j, f, j.render(rs, f)))
+        .collect();
+    let mut written = 0;
+    for (job, f, bytes) in rendered {
+        match bytes {
+            Ok(bytes) => {
+                let path = dir.join(format!("{}.{}", job.stem, f.extension()));
+                std::fs::write(&path, bytes)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                eprintln!("wrote {}", path.display());
+                written += 1;
+            }
+            Err(ChartError::NotApplicable(why)) if f == formats[0] => {
+                skipped.push(format!("{}: {why}", job.stem));
+            }
+            Err(ChartError::NotApplicable(_)) => {}
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("drawing {}", job.stem))),
+        }
+    }
+    for s in &skipped {
+        eprintln!("skipped {s}");
+    }
+    eprintln!(
+        "{written} chart file(s) in {}, {} chart(s) skipped",
+        dir.display(),
+        skipped.len()
+    );
+    Ok(())
+}
+
+fn chart_cmd(a: ChartArgs) -> Result<()> {
+    let rs = a
+        .results
+        .iter()
+        .map(|p| read_results(p))
+        .collect::<Result<Vec<_>>>()?;
+    write_charts(&rs, &a.out, a.format)
+}
+
+fn report_cmd(a: ReportArgs) -> Result<()> {
+    let rs = a
+        .results
+        .iter()
+        .map(|p| read_results(p))
+        .collect::<Result<Vec<_>>>()?;
+    let html = report::html::render(&rs).context("drawing the report's charts")?;
+    if let Some(parent) = a.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    std::fs::write(&a.out, html).with_context(|| format!("writing {}", a.out.display()))?;
+    eprintln!("wrote {}", a.out.display());
+    Ok(())
 }
 
 /// Re-exported for tests: the problems of an invalid experiment.

@@ -344,6 +344,100 @@ pub fn groups(rs: &[Results]) -> Vec<Group> {
     out
 }
 
+/// One chart file to draw from a set of results documents.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Job {
+    /// File name without extension: the chart's stem, prefixed by the document's label when
+    /// there are several documents.
+    pub stem: String,
+    pub kind: ChartKind,
+    /// Indices of the documents drawn from.
+    pub primary: usize,
+    pub measured: Option<usize>,
+}
+
+impl Job {
+    pub fn render(&self, rs: &[Results], format: ImageFormat) -> Result<Vec<u8>, ChartError> {
+        render(
+            self.kind,
+            &rs[self.primary],
+            self.measured.map(|m| &rs[m]),
+            format,
+        )
+    }
+}
+
+/// Every chart to draw from `rs` (see [`groups`]), and the skipped ones as `stem: why`.
+pub fn jobs(rs: &[Results]) -> (Vec<Job>, Vec<String>) {
+    let groups = groups(rs);
+    let mut jobs = Vec::new();
+    let mut skipped = Vec::new();
+    let mut used = std::collections::BTreeSet::new();
+    for g in &groups {
+        let r = &rs[g.primary];
+        let mut prefix = String::new();
+        if groups.len() > 1 {
+            let base = file_label(r);
+            let mut label = base.clone();
+            let mut k = 2;
+            while !used.insert(label.clone()) {
+                label = format!("{base}-{k}");
+                k += 1;
+            }
+            prefix = format!("{label}-");
+        }
+        let (kinds, skip) = plan(r, None);
+        for s in skip {
+            skipped.push(format!("{prefix}{}: {}", s.kind.stem(), s.why));
+        }
+        for kind in kinds {
+            jobs.push(Job {
+                stem: format!("{prefix}{}", kind.stem()),
+                kind,
+                primary: g.primary,
+                measured: None,
+            });
+        }
+        for (j, &m) in g.measured.iter().enumerate() {
+            let suffix = if g.measured.len() > 1 {
+                format!("-{}", j + 1)
+            } else {
+                String::new()
+            };
+            let kind = ChartKind::ProjectedVsMeasured;
+            jobs.push(Job {
+                stem: format!("{prefix}{}{suffix}", kind.stem()),
+                kind,
+                primary: g.primary,
+                measured: Some(m),
+            });
+        }
+    }
+    (jobs, skipped)
+}
+
+/// A file-name-safe label for a results document: its experiment name, plus `-measured`.
+fn file_label(r: &Results) -> String {
+    let mut s: String = r
+        .experiment
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if s.is_empty() {
+        s.push_str("results");
+    }
+    if r.source == "measured" {
+        s.push_str("-measured");
+    }
+    s
+}
+
 /// The projected point with the same parameters as `measured`, if any.
 pub fn matching_point<'a>(projected: &'a Results, measured: &PointOut) -> Option<&'a PointOut> {
     projected
@@ -2326,5 +2420,31 @@ mod tests {
         assert!(!kinds.contains(&ChartKind::Failures));
         assert_eq!(skipped.len(), 1);
         assert!(skipped[0].why.contains("no request failed"));
+    }
+
+    #[test]
+    fn jobs_name_files_after_the_experiment_when_there_are_several() {
+        let p = fixture("sweep");
+        let m = fixture("measured");
+        let (jobs, skipped) = jobs(std::slice::from_ref(&p));
+        assert_eq!(jobs.len(), 6);
+        assert_eq!(jobs[0].stem, "throughput");
+        assert!(skipped.is_empty());
+        let mut other = fixture("no-load");
+        other.experiment = "no load/axis".into();
+        let rs = [p, m, other];
+        let (jobs, skipped) = super::jobs(&rs);
+        let stems: Vec<&str> = jobs.iter().map(|j| j.stem.as_str()).collect();
+        assert!(stems.contains(&"guide-10k-throughput"), "{stems:?}");
+        assert!(
+            stems.contains(&"guide-10k-projected-vs-measured"),
+            "{stems:?}"
+        );
+        assert!(stems.contains(&"no-load-axis-heatmap"), "{stems:?}");
+        assert!(skipped
+            .iter()
+            .any(|s| s.starts_with("no-load-axis-throughput: ")));
+        let overlay = jobs.iter().find(|j| j.measured.is_some()).unwrap();
+        assert_eq!((overlay.primary, overlay.measured), (0, Some(1)));
     }
 }
