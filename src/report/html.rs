@@ -379,4 +379,56 @@ mod tests {
             "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
         );
     }
+
+    fn fixture(name: &str) -> Results {
+        let path = format!(
+            "{}/tests/data/results/{name}.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    fn report(rs: &[Results]) -> String {
+        String::from_utf8(render(rs).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn report_is_self_contained() {
+        let html = report(&[fixture("sweep"), fixture("measured")]);
+        for banned in [
+            "<script", "<link", "<img", "<iframe", "@import", "url(", "src=",
+        ] {
+            assert!(!html.contains(banned), "the report contains {banned}");
+        }
+        // the only URL is the SVG namespace, which is never fetched
+        let urls = html.matches("http").count();
+        assert_eq!(urls, html.matches("http://www.w3.org/2000/svg").count());
+        // every chart is inline SVG that parses on its own
+        let mut charts = 0;
+        for (start, _) in html.match_indices("<svg ") {
+            let end = start + html[start..].find("</svg>").unwrap() + "</svg>".len();
+            roxmltree::Document::parse(&html[start..end]).unwrap();
+            charts += 1;
+        }
+        assert_eq!(charts, 7);
+        assert!(html.contains("<h3>SLO verdicts</h3>"));
+        assert!(html.contains("<h3>Projected against measured: guide-10k</h3>"));
+        assert!(html.contains("measured values lie in the projection's confidence interval"));
+    }
+
+    #[test]
+    fn report_escapes_every_text() {
+        let mut r = fixture("no-load");
+        r.experiment = "<img src=x onerror=alert(1)> & co".into();
+        r.warnings = vec!["<b>bold</b>".into()];
+        r.resolved_experiment["description"] = "\"quoted\" <i>".into();
+        let html = report(&[r]);
+        assert!(!html.contains("<img"));
+        assert!(!html.contains("<b>bold"));
+        assert!(html.contains("&lt;img src=x onerror=alert(1)&gt; &amp; co"));
+        assert!(html.contains("&quot;quoted&quot; &lt;i&gt;"));
+        // charts that do not apply are listed with the reason
+        assert!(html.contains("Not drawn:"));
+        assert!(html.contains("the sweep has no load axis"));
+    }
 }
