@@ -1666,7 +1666,11 @@ fn draw_frontier<DB: DrawingBackend>(
         * 10
         + 24;
     let yticks: Vec<f64> = (0..n).map(|i| i as f64 + 0.5).collect();
-    let mut xticks = vec![0.0];
+    // 0 is where the bars start; left out when it would crowd the first tested load
+    let mut xticks = Vec::new();
+    if load.values[0] > max_load * 0.1 {
+        xticks.push(0.0);
+    }
     xticks.extend(load.values.iter().copied());
     let labels: Vec<String> = s.configs.iter().map(|c| c.label.clone()).collect();
     let yfmt = |v: &f64| {
