@@ -234,9 +234,9 @@ pub fn render(
     let s = Sweep::new(r);
     applicable(kind, &s, measured).map_err(ChartError::NotApplicable)?;
     let size = size_of(kind, &s);
+    ensure_font()?;
     match format {
         ImageFormat::Svg => {
-            ensure_font()?;
             let mut buf = String::new();
             {
                 let root = SVGBackend::with_string(&mut buf, size).into_drawing_area();
@@ -246,7 +246,6 @@ pub fn render(
             Ok(buf.into_bytes())
         }
         ImageFormat::Png => {
-            ensure_font()?;
             let mut rgb = vec![255u8; size.0 as usize * size.1 as usize * 3];
             {
                 let root = BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area();
@@ -1115,6 +1114,62 @@ where
     Ok(())
 }
 
+/// Confidence bands first (so that no band hides a line), then the mean lines with markers;
+/// series `k` in colour `color(k)`, values clamped to `floor` (the bottom of a log axis).
+fn series_with_bands<DB, X, Y>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<X, Y>>,
+    series: &[Vec<(f64, MetricOut)>],
+    color: impl Fn(usize) -> RGBColor,
+    floor: f64,
+) -> Result<(), ChartError>
+where
+    DB: DrawingBackend,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    for (k, pts) in series.iter().enumerate() {
+        band(chart, pts, color(k), floor)?;
+    }
+    for (k, pts) in series.iter().enumerate() {
+        let xy: Vec<(f64, f64)> = pts.iter().map(|(x, m)| (*x, m.mean.max(floor))).collect();
+        line(chart, &xy, color(k))?;
+    }
+    Ok(())
+}
+
+/// Measured means with their intervals: ringed markers over the projected lines.
+fn measured_points<DB, X, Y>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<X, Y>>,
+    series: &[Vec<(f64, MetricOut)>],
+    color: impl Fn(usize) -> RGBColor,
+    floor: f64,
+) -> Result<(), ChartError>
+where
+    DB: DrawingBackend,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    for (k, pts) in series.iter().enumerate() {
+        for (x, m) in pts {
+            let y = m.mean.max(floor);
+            chart.draw_series(std::iter::once(ErrorBar::new_vertical(
+                *x,
+                m.low.max(floor),
+                y,
+                m.high.max(floor),
+                BLACK.stroke_width(2),
+                12,
+            )))?;
+            chart.draw_series([
+                Circle::new((*x, y), 7, WHITE.filled()),
+                Circle::new((*x, y), 7, BLACK.stroke_width(2)),
+                Circle::new((*x, y), 3, color(k).filled()),
+            ])?;
+        }
+    }
+    Ok(())
+}
+
 fn line<DB, X, Y>(
     chart: &mut ChartContext<'_, DB, Cartesian2d<X, Y>>,
     pts: &[(f64, f64)],
@@ -1286,13 +1341,7 @@ fn draw_throughput<DB: DrawingBackend>(
         .y_label_area_size(104)
         .build_cartesian_2d(load_range(load), 0.0..ymax)?;
     mesh(&mut chart, load.desc, "throughput (requests/s)", false)?;
-    for (i, pts) in series.iter().enumerate() {
-        band(&mut chart, pts, color_of(i), 0.0)?;
-    }
-    for (i, pts) in series.iter().enumerate() {
-        let xy: Vec<(f64, f64)> = pts.iter().map(|(x, m)| (*x, m.mean)).collect();
-        line(&mut chart, &xy, color_of(i))?;
-    }
+    series_with_bands(&mut chart, &series, color_of, 0.0)?;
     let mut entries = config_entries(s);
     entries.push(Entry::new(
         Swatch::Block(RGBColor(200, 200, 200)),
@@ -1348,13 +1397,7 @@ fn draw_latency<DB: DrawingBackend>(
             &format!("{name} latency (ms, log scale)"),
             false,
         )?;
-        for (i, pts) in series.iter().enumerate() {
-            band(&mut chart, pts, color_of(i), lo)?;
-        }
-        for (i, pts) in series.iter().enumerate() {
-            let xy: Vec<(f64, f64)> = pts.iter().map(|(x, m)| (*x, m.mean.max(lo))).collect();
-            line(&mut chart, &xy, color_of(i))?;
-        }
+        series_with_bands(&mut chart, series, color_of, lo)?;
         if name == "P95" {
             // thresholds depend on the load only: draw the first configuration's
             if let Some(t) = slo.iter().find(|t| !t.is_empty()) {
@@ -1708,7 +1751,7 @@ fn draw_frontier<DB: DrawingBackend>(
             .iter()
             .filter(|(_, p)| p.verdict == "pass")
             .map(|(x, _)| *x)
-            .fold(None, |a: Option<f64>, x| Some(a.map_or(x, |a| a.max(x))));
+            .reduce(f64::max);
         let base = passing.unwrap_or(0.0);
         let next = c.points.iter().find(|(x, _)| *x > base);
         let color = color_of(i);
@@ -1825,13 +1868,7 @@ fn draw_utilization<DB: DrawingBackend>(
             .y_label_area_size(84)
             .build_cartesian_2d(load_range(load), 0.0..ymax)?;
         mesh(&mut chart, load.desc, title, true)?;
-        for (i, pts) in series.iter().enumerate() {
-            band(&mut chart, pts, color_of(i), 0.0)?;
-        }
-        for (i, pts) in series.iter().enumerate() {
-            let xy: Vec<(f64, f64)> = pts.iter().map(|(x, m)| (*x, m.mean)).collect();
-            line(&mut chart, &xy, color_of(i))?;
-        }
+        series_with_bands(&mut chart, &series, color_of, 0.0)?;
         if let Some(t) = &slo {
             dashed(&mut chart, &steps(t), SLO_COLOR)?;
         }
@@ -1998,36 +2035,6 @@ fn draw_projected_vs_measured<DB: DrawingBackend>(
                 .flat_map(|(_, m)| [m.mean, m.low, m.high])
         };
         let caption = desc.split(" (").next().unwrap_or(desc).to_string();
-        macro_rules! body {
-            ($chart:ident, $floor:expr) => {
-                mesh(&mut $chart, load.desc, desc, false)?;
-                for (k, pts) in proj.iter().enumerate() {
-                    band(&mut $chart, pts, color_of(shown[k]), $floor)?;
-                }
-                for (k, pts) in proj.iter().enumerate() {
-                    let xy: Vec<(f64, f64)> =
-                        pts.iter().map(|(x, m)| (*x, m.mean.max($floor))).collect();
-                    line(&mut $chart, &xy, color_of(shown[k]))?;
-                }
-                for (k, pts) in meas.iter().enumerate() {
-                    for (x, m) in pts {
-                        $chart.draw_series(std::iter::once(ErrorBar::new_vertical(
-                            *x,
-                            m.low.max($floor),
-                            m.mean.max($floor),
-                            m.high.max($floor),
-                            BLACK.stroke_width(2),
-                            12,
-                        )))?;
-                        $chart.draw_series([
-                            Circle::new((*x, m.mean.max($floor)), 7, WHITE.filled()),
-                            Circle::new((*x, m.mean.max($floor)), 7, BLACK.stroke_width(2)),
-                            Circle::new((*x, m.mean.max($floor)), 3, color_of(shown[k]).filled()),
-                        ])?;
-                    }
-                }
-            };
-        }
         if log {
             let (lo, hi) = log_range(all());
             let mut chart = ChartBuilder::on(panel)
@@ -2036,7 +2043,9 @@ fn draw_projected_vs_measured<DB: DrawingBackend>(
                 .x_label_area_size(66)
                 .y_label_area_size(96)
                 .build_cartesian_2d(load_range(load), (lo..hi).log_scale())?;
-            body!(chart, lo);
+            mesh(&mut chart, load.desc, desc, false)?;
+            series_with_bands(&mut chart, &proj, |k| color_of(shown[k]), lo)?;
+            measured_points(&mut chart, &meas, |k| color_of(shown[k]), lo)?;
         } else {
             let ymax = linear_max(all());
             let mut chart = ChartBuilder::on(panel)
@@ -2045,7 +2054,9 @@ fn draw_projected_vs_measured<DB: DrawingBackend>(
                 .x_label_area_size(66)
                 .y_label_area_size(104)
                 .build_cartesian_2d(load_range(load), 0.0..ymax)?;
-            body!(chart, 0.0);
+            mesh(&mut chart, load.desc, desc, false)?;
+            series_with_bands(&mut chart, &proj, |k| color_of(shown[k]), 0.0)?;
+            measured_points(&mut chart, &meas, |k| color_of(shown[k]), 0.0)?;
         }
     }
     let n_matched: usize = matched.iter().map(Vec::len).sum();

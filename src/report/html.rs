@@ -175,15 +175,11 @@ fn summary(h: &mut String, r: &Results) {
     }
 }
 
-fn num(x: f64) -> String {
-    fmt_num(x)
-}
-
 fn with_ci(m: Option<MetricOut>, scale: f64) -> String {
     match m {
         Some(m) => match m.half_width {
-            Some(hw) => format!("{} ± {}", num(m.mean * scale), num(hw * scale)),
-            None => num(m.mean * scale),
+            Some(hw) => format!("{} ± {}", fmt_num(m.mean * scale), fmt_num(hw * scale)),
+            None => fmt_num(m.mean * scale),
         },
         None => "–".into(),
     }
@@ -237,8 +233,8 @@ fn verdict_table(h: &mut String, r: &Results) {
                     h.push_str(&format!(
                         "<td class=\"{}\">{} / {}</td>",
                         verdict_class(&s.verdict),
-                        num(s.value * scale),
-                        num(s.threshold * scale)
+                        fmt_num(s.value * scale),
+                        fmt_num(s.threshold * scale)
                     ));
                 }
                 None => h.push_str("<td>–</td>"),
@@ -307,9 +303,9 @@ fn skipped_list(h: &mut String, skipped: &[chart::Skipped]) {
 fn interval(m: &MetricOut, scale: f64) -> String {
     format!(
         "{} [{}, {}]",
-        num(m.mean * scale),
-        num(m.low * scale),
-        num(m.high * scale)
+        fmt_num(m.mean * scale),
+        fmt_num(m.low * scale),
+        fmt_num(m.high * scale)
     )
 }
 
