@@ -244,7 +244,11 @@ fn check(a: CheckArgs) -> Result<()> {
     }
 }
 
-fn read_results(path: &Path) -> Result<report::Results> {
+fn read_results(paths: &[std::path::PathBuf]) -> Result<Vec<report::Results>> {
+    paths.iter().map(|p| read_results_file(p)).collect()
+}
+
+fn read_results_file(path: &Path) -> Result<report::Results> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let r: report::Results = serde_json::from_str(&text).map_err(|e| {
@@ -314,20 +318,12 @@ fn write_charts(rs: &[report::Results], dir: &Path, format: ChartFormat) -> Resu
 }
 
 fn chart_cmd(a: ChartArgs) -> Result<()> {
-    let rs = a
-        .results
-        .iter()
-        .map(|p| read_results(p))
-        .collect::<Result<Vec<_>>>()?;
+    let rs = read_results(&a.results)?;
     write_charts(&rs, &a.out, a.format)
 }
 
 fn report_cmd(a: ReportArgs) -> Result<()> {
-    let rs = a
-        .results
-        .iter()
-        .map(|p| read_results(p))
-        .collect::<Result<Vec<_>>>()?;
+    let rs = read_results(&a.results)?;
     let html = report::html::render(&rs).context("drawing the report's charts")?;
     if let Some(parent) = a.out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)

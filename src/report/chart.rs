@@ -3,7 +3,8 @@
 //! Which charts a document supports follows from its sweep axes: the load axis (`clients.users`
 //! or `clients.rate_per_s`) is the x axis of every chart "against load", and each combination of
 //! the other axes is one *configuration*, drawn as one series. [`plan`] says which charts apply
-//! and why the others are skipped; [`render`] (or one of the `render_*` functions) draws one.
+//! and why the others are skipped; [`render`] draws one; [`jobs`] lists every file to draw from
+//! several documents.
 //! Nothing here touches a file: the caller writes the bytes.
 //!
 //! Text on PNGs needs a font. The renderer embeds DejaVu Sans (assets/fonts, Bitstream Vera
@@ -255,55 +256,6 @@ pub fn render(
             encode_png(&rgb, size)
         }
     }
-}
-
-/// Throughput against load, one line per configuration with its confidence band.
-pub fn render_throughput(r: &Results, format: ImageFormat) -> Result<Vec<u8>, ChartError> {
-    render(ChartKind::Throughput, r, None, format)
-}
-
-/// P95 and P99 against load, with the P95 SLO and where each configuration crosses it.
-pub fn render_latency(r: &Results, format: ImageFormat) -> Result<Vec<u8>, ChartError> {
-    render(ChartKind::Latency, r, None, format)
-}
-
-/// Failure rate by cause against load, stacked, one panel per configuration.
-pub fn render_failures(r: &Results, format: ImageFormat) -> Result<Vec<u8>, ChartError> {
-    render(ChartKind::Failures, r, None, format)
-}
-
-/// P95 and SLO verdict over two swept axes, one panel per load (and per value of other axes).
-pub fn render_heatmap(r: &Results, format: ImageFormat) -> Result<Vec<u8>, ChartError> {
-    render(ChartKind::Heatmap, r, None, format)
-}
-
-/// Per configuration, the largest tested load that passes every SLO.
-pub fn render_frontier(r: &Results, format: ImageFormat) -> Result<Vec<u8>, ChartError> {
-    render(ChartKind::Frontier, r, None, format)
-}
-
-/// Pool utilisations and the acquire-wait P95 against load.
-pub fn render_utilization(r: &Results, format: ImageFormat) -> Result<Vec<u8>, ChartError> {
-    render(ChartKind::Utilization, r, None, format)
-}
-
-/// P50, P95 and P99 at each point, with the P95 SLO: for results without a load axis.
-pub fn render_latency_by_point(r: &Results, format: ImageFormat) -> Result<Vec<u8>, ChartError> {
-    render(ChartKind::LatencyByPoint, r, None, format)
-}
-
-/// Measured points with their intervals over the projected curves and bands.
-pub fn render_projected_vs_measured(
-    projected: &Results,
-    measured: &Results,
-    format: ImageFormat,
-) -> Result<Vec<u8>, ChartError> {
-    render(
-        ChartKind::ProjectedVsMeasured,
-        projected,
-        Some(measured),
-        format,
-    )
 }
 
 /// Several results documents, grouped: each projected document with the measured documents that
