@@ -37,6 +37,13 @@ banner() {
     printf '==================================================================\n\n' >&2
 }
 
+# The HTML report test screenshots the report in headless Chromium (Debian's `chromium`).
+if [[ ! -x /usr/bin/chromium ]] && command -v apt-get >/dev/null 2>&1 && ((EUID == 0)); then
+    echo "test.sh: installing chromium (apt-get install -y chromium)" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >&2
+fi
+
 if [[ "${POOLSIM_NO_CLUSTER:-0}" == 1 ]]; then
     banner "POOLSIM_NO_CLUSTER=1: no PostgreSQL/PgBouncer is started." \
         "LIVE TESTS WILL BE SKIPPED; this is not a full test run."

@@ -2,8 +2,8 @@
 //! model files are read by `experiment::load`, pgbench logs by `live::pgbench`).
 
 use crate::cli::{
-    CheckArgs, CheckFormat, Cli, Cmd, CompareArgs, ExperimentArgs, Format, MergeArgs, RunArgs,
-    SweepArgs,
+    ChartArgs, ChartFormat, CheckArgs, CheckFormat, Cli, Cmd, CompareArgs, ExperimentArgs, Format,
+    MergeArgs, ReportArgs, RunArgs, SweepArgs,
 };
 use crate::experiment::{
     load_experiment, parse_override, Invalid, LoadedExperiment, Problem, Severity,
@@ -14,6 +14,7 @@ use crate::sweep::{self, Shard};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::Write;
+use std::path::Path;
 
 /// `compare` found a metric past its tolerance (exit code 3).
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +33,8 @@ pub fn main(cli: Cli) -> Result<()> {
         Cmd::Check(a) => check(a),
         Cmd::Merge(a) => merge(a),
         Cmd::Compare(a) => compare(a),
+        Cmd::Chart(a) => chart_cmd(a),
+        Cmd::Report(a) => report_cmd(a),
     }
 }
 
@@ -173,6 +176,9 @@ fn sweep_cmd(a: SweepArgs) -> Result<()> {
         };
         write_results(dir, &stem, &results)?;
     }
+    if let Some(dir) = &a.charts {
+        write_charts(std::slice::from_ref(&results), dir, ChartFormat::Both)?;
+    }
     match a.format {
         Format::Table => out(&report::table::render(&results)),
         Format::Json => out(&report::to_json(&results)),
@@ -193,32 +199,10 @@ fn write_results(dir: &std::path::Path, stem: &str, results: &report::Results) -
     Ok(())
 }
 
-/// Read a results document (from `sweep --format json` or `--out`).
-pub fn read_results(path: &std::path::Path) -> Result<report::Results> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let r: report::Results = serde_json::from_str(&text).map_err(|e| {
-        UsageError(format!(
-            "{} is not a poolsim results file: {e}",
-            path.display()
-        ))
-    })?;
-    if r.schema_version != report::SCHEMA_VERSION {
-        return Err(UsageError(format!(
-            "{} has schema version {}, this poolsim reads version {}",
-            path.display(),
-            r.schema_version,
-            report::SCHEMA_VERSION
-        ))
-        .into());
-    }
-    Ok(r)
-}
-
 fn merge(a: MergeArgs) -> Result<()> {
     let mut parts = Vec::new();
     for p in &a.shards {
-        parts.push((p.display().to_string(), read_results(p)?));
+        parts.push((p.display().to_string(), read_results_file(p)?));
     }
     let results = report::merge(parts).map_err(|e| UsageError(e.to_string()))?;
     if let Some(dir) = &a.out {
@@ -232,13 +216,13 @@ fn merge(a: MergeArgs) -> Result<()> {
 }
 
 fn compare(a: CompareArgs) -> Result<()> {
-    let projected = read_results(&a.projected)?;
+    let projected = read_results_file(&a.projected)?;
     let looks_like_results = a.measured.len() == 1
         && a.measured[0].extension().is_some_and(|e| e == "json")
         && a.measured[0].is_file();
     let (measured, mname) = if looks_like_results {
         (
-            read_results(&a.measured[0])?,
+            read_results_file(&a.measured[0])?,
             a.measured[0].display().to_string(),
         )
     } else {
@@ -384,6 +368,96 @@ fn check(a: CheckArgs) -> Result<()> {
             out(s.as_bytes())
         }
     }
+}
+
+fn read_results(paths: &[std::path::PathBuf]) -> Result<Vec<report::Results>> {
+    paths.iter().map(|p| read_results_file(p)).collect()
+}
+
+fn read_results_file(path: &Path) -> Result<report::Results> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let r: report::Results = serde_json::from_str(&text).map_err(|e| {
+        UsageError(format!(
+            "{}: not a poolsim results file ({e}); write one with `poolsim sweep … --format json`",
+            path.display()
+        ))
+    })?;
+    if r.schema_version > report::SCHEMA_VERSION {
+        return Err(UsageError(format!(
+            "{}: results schema {} is newer than this poolsim reads ({}): upgrade poolsim",
+            path.display(),
+            r.schema_version,
+            report::SCHEMA_VERSION
+        ))
+        .into());
+    }
+    Ok(r)
+}
+
+/// Render the charts of `rs` into `dir` (see `chart::jobs`); say on stderr what was written and
+/// what was skipped, and why.
+fn write_charts(rs: &[report::Results], dir: &Path, format: ChartFormat) -> Result<()> {
+    use rayon::prelude::*;
+    use report::chart::{self, ChartError, ImageFormat};
+    let formats: &[ImageFormat] = match format {
+        ChartFormat::Svg => &[ImageFormat::Svg],
+        ChartFormat::Png => &[ImageFormat::Png],
+        ChartFormat::Both => &[ImageFormat::Svg, ImageFormat::Png],
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let (jobs, mut skipped) = chart::jobs(rs);
+    let tasks: Vec<(&chart::Job, ImageFormat)> = jobs
+        .iter()
+        .flat_map(|j| formats.iter().map(move |f| (j, *f)))
+        .collect();
+    let rendered: Vec<_> = tasks
+        .par_iter()
+        .map(|&(j, f)| (j, f, j.render(rs, f)))
+        .collect();
+    let mut written = 0;
+    for (job, f, bytes) in rendered {
+        match bytes {
+            Ok(bytes) => {
+                let path = dir.join(format!("{}.{}", job.stem, f.extension()));
+                std::fs::write(&path, bytes)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                eprintln!("wrote {}", path.display());
+                written += 1;
+            }
+            Err(ChartError::NotApplicable(why)) if f == formats[0] => {
+                skipped.push(format!("{}: {why}", job.stem));
+            }
+            Err(ChartError::NotApplicable(_)) => {}
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("drawing {}", job.stem))),
+        }
+    }
+    for s in &skipped {
+        eprintln!("skipped {s}");
+    }
+    eprintln!(
+        "{written} chart file(s) in {}, {} chart(s) skipped",
+        dir.display(),
+        skipped.len()
+    );
+    Ok(())
+}
+
+fn chart_cmd(a: ChartArgs) -> Result<()> {
+    let rs = read_results(&a.results)?;
+    write_charts(&rs, &a.out, a.format)
+}
+
+fn report_cmd(a: ReportArgs) -> Result<()> {
+    let rs = read_results(&a.results)?;
+    let html = report::html::render(&rs).context("drawing the report's charts")?;
+    if let Some(parent) = a.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    std::fs::write(&a.out, html).with_context(|| format!("writing {}", a.out.display()))?;
+    eprintln!("wrote {}", a.out.display());
+    Ok(())
 }
 
 /// Re-exported for tests: the problems of an invalid experiment.

@@ -30,6 +30,10 @@ pub enum Cmd {
     /// Projected against measured, point by point and metric by metric; exit code 3 when a
     /// tolerance is exceeded
     Compare(CompareArgs),
+    /// Draw capacity charts (SVG and PNG) from results files
+    Chart(ChartArgs),
+    /// Write a self-contained HTML report (summary, SLO verdicts, charts) from results files
+    Report(ReportArgs),
 }
 
 #[derive(Args, Debug)]
@@ -111,6 +115,9 @@ pub struct SweepArgs {
     /// No progress bar
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// Also draw the capacity charts (SVG and PNG) into this directory
+    #[arg(long, value_name = "DIR")]
+    pub charts: Option<PathBuf>,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -125,4 +132,36 @@ pub struct CheckArgs {
     pub exp: ExperimentArgs,
     #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
     pub format: CheckFormat,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ChartFormat {
+    Svg,
+    Png,
+    Both,
+}
+
+#[derive(Args, Debug)]
+pub struct ChartArgs {
+    /// Results files (`sweep --format json`); one with "source": "measured" is drawn over the
+    /// projection of the same experiment
+    #[arg(required = true, value_name = "RESULTS.json")]
+    pub results: Vec<PathBuf>,
+    /// Directory to write the charts into (created when missing)
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Image format
+    #[arg(long, value_enum, default_value_t = ChartFormat::Both)]
+    pub format: ChartFormat,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Results files (`sweep --format json`); measured ones get a projected-against-measured
+    /// section
+    #[arg(required = true, value_name = "RESULTS.json")]
+    pub results: Vec<PathBuf>,
+    /// The HTML file to write
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
 }

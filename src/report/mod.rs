@@ -1,7 +1,9 @@
 //! Results: the output schema (one module *is* the contract, versioned) and its renderers — table,
-//! JSON, CSV — as pure functions returning bytes.
+//! JSON, CSV, charts (SVG, PNG) and the HTML report — as pure functions returning bytes.
 
+pub mod chart;
 pub mod compare;
+pub mod html;
 pub mod table;
 
 use crate::experiment::{Problem, Scenario};

@@ -5,7 +5,7 @@ use super::{value_text, Results};
 use crate::sim::CAUSES;
 
 /// Short, unambiguous column names for the axes: the last path segment, or more if two clash.
-fn axis_labels(paths: &[String]) -> Vec<String> {
+pub(crate) fn axis_labels(paths: &[String]) -> Vec<String> {
     let mut depth = vec![1usize; paths.len()];
     for _ in 0..4 {
         let labels: Vec<String> = paths.iter().zip(&depth).map(|(p, d)| tail(p, *d)).collect();
@@ -28,7 +28,7 @@ fn tail(p: &str, d: usize) -> String {
     segs[segs.len().saturating_sub(d)..].join(".")
 }
 
-fn fmt_num(x: f64) -> String {
+pub(crate) fn fmt_num(x: f64) -> String {
     if x.abs() >= 1000.0 {
         let s = format!("{:.0}", x);
         let neg = s.starts_with('-');

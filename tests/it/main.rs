@@ -2,6 +2,7 @@
 //! validation suite, properties, determinism, the command line and golden outputs.
 
 mod analytic;
+mod charts;
 mod cli;
 mod common;
 mod components;
