@@ -1025,8 +1025,14 @@ mod tests {
         }))
         .unwrap_err();
         let paths: Vec<&str> = err.0.iter().map(|p| p.path.as_str()).collect();
-        assert!(paths.contains(&"workload.transactions.0.params.a-b"), "{err}");
-        assert!(paths.contains(&"workload.transactions.0.params.x.uniform"), "{err}");
+        assert!(
+            paths.contains(&"workload.transactions.0.params.a-b"),
+            "{err}"
+        );
+        assert!(
+            paths.contains(&"workload.transactions.0.params.x.uniform"),
+            "{err}"
+        );
     }
 
     #[test]
