@@ -246,7 +246,13 @@ struct Tally {
     sojourn_ns: f64,
     sojourn_n: u64,
     app_busy: TimeAvg,
-    in_system: TimeAvg,
+    /// Intended starts (ns since `t0`) of the requests users are waiting for, with their counts:
+    /// the time-average of requests in the system is computed exactly from these, even though
+    /// a request enters the system at its intended start, which may lie before events already
+    /// recorded.
+    in_flight: BTreeMap<u64, u32>,
+    /// ∫ requests in the system dt over the window, for requests that ended (ns).
+    in_system_area_ns: f64,
     /// Per cause name (or `other`): count over the whole run and the first message.
     errors: BTreeMap<String, (u64, String)>,
 }
@@ -391,14 +397,21 @@ impl<D: Db> Ctx<D> {
     fn end(&self, t0: Instant, outcome: &Result<(), Failure>) {
         let now = Instant::now();
         let mut t = self.lock();
-        let at = t.at(now);
-        t.in_system.add(at, -1.0);
+        let key = t.at(t0).0;
+        if let Some(n) = t.in_flight.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                t.in_flight.remove(&key);
+            }
+        }
         if let Err(f) = outcome {
             Self::note_error(&mut t, f);
         }
         if t.measuring {
             let from = t0.max(t.window_start);
-            t.sojourn_ns += now.saturating_duration_since(from).as_nanos() as f64;
+            let d = now.saturating_duration_since(from).as_nanos() as f64;
+            t.sojourn_ns += d;
+            t.in_system_area_ns += d;
             t.sojourn_n += 1;
             match outcome {
                 Ok(()) => {
@@ -458,8 +471,8 @@ impl<D: Db> Ctx<D> {
         }
         {
             let mut t = self.lock();
-            let at = t.at(t0);
-            t.in_system.add(at, 1.0);
+            let key = t.at(t0).0;
+            *t.in_flight.entry(key).or_insert(0) += 1;
         }
         self.instances[inst]
             .in_flight
@@ -735,7 +748,9 @@ async fn user<D: Db>(ctx: Arc<Ctx<D>>, user: u32, think: Dist, schedule: Vec<(Si
     let mut next = ctx.start;
     loop {
         let planned = next + dur(think.sample(&mut u.think));
-        sleep_until(planned).await;
+        if planned > Instant::now() {
+            sleep_until(planned).await;
+        }
         if ctx.stopping.load(Ordering::Relaxed) {
             return;
         }
@@ -938,7 +953,8 @@ pub async fn run<D: Db>(
             sojourn_ns: 0.0,
             sojourn_n: 0,
             app_busy: TimeAvg::default(),
-            in_system: TimeAvg::default(),
+            in_flight: BTreeMap::new(),
+            in_system_area_ns: 0.0,
             errors: BTreeMap::new(),
         }),
         counters: counters.clone(),
@@ -986,7 +1002,6 @@ pub async fn run<D: Db>(
         t.measuring = true;
         t.window_start = now;
         t.app_busy.restart(at);
-        t.in_system.restart(at);
         ctx.counters.measuring.store(true, Ordering::Relaxed);
     };
     if !interrupted {
@@ -1130,7 +1145,14 @@ fn window_values<D: Db>(t: &mut Tally, ctx: &Ctx<D>, end: Instant, window: Durat
     }
     let opened = c.opened_bouncer.load(Ordering::Relaxed) + c.opened_direct.load(Ordering::Relaxed);
     set(&mut v, "connections_opened_per_s", opened as f64 / window_s);
-    let l = t.in_system.mean(now);
+    // requests still in flight count for their part of the window
+    let ws = t.at(t.window_start).0;
+    let partial: f64 = t
+        .in_flight
+        .iter()
+        .map(|(&t0, &n)| now.0.saturating_sub(t0.max(ws)) as f64 * n as f64)
+        .sum();
+    let l = (t.in_system_area_ns + partial) / (window_s * 1e9);
     set(&mut v, "in_system_mean", l);
     let x = t.sojourn_n as f64 / window_s;
     let w = if t.sojourn_n > 0 {

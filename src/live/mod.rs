@@ -4,6 +4,8 @@
 //! servers through `admin`, and reports in the simulator's results schema; `pgbench` imports
 //! pgbench's per-transaction logs as measurements.
 
+pub mod admin;
+pub mod bench;
 pub mod loadgen;
 pub mod pg;
 pub mod pgbench;
