@@ -24,16 +24,19 @@ pub struct Monitor {
     client: Option<Client>,
     /// The first error met after the initial connection, if any.
     pub first_error: Option<String>,
+    /// Times the connection was re-established after breaking.
+    pub reconnects: u32,
 }
 
 impl Monitor {
     /// Connect now; a failure here is the caller's to report (the server is unreachable).
     pub async fn connect(endpoint: Endpoint) -> Result<Monitor, String> {
-        let client = endpoint.connect().await.map_err(|e| error_text(&e))?;
+        let client = endpoint.connect().await.map_err(|e| e.message)?.client;
         Ok(Monitor {
             endpoint,
             client: Some(client),
             first_error: None,
+            reconnects: 0,
         })
     }
 
@@ -49,8 +52,11 @@ impl Monitor {
     pub async fn rows(&mut self, sql: &str) -> Result<Vec<Row>, String> {
         if self.client.as_ref().is_none_or(|c| c.is_closed()) {
             match tokio::time::timeout(RECONNECT_TIMEOUT, self.endpoint.connect()).await {
-                Ok(Ok(c)) => self.client = Some(c),
-                Ok(Err(e)) => return Err(self.note(error_text(&e))),
+                Ok(Ok(c)) => {
+                    self.client = Some(c.client);
+                    self.reconnects += 1;
+                }
+                Ok(Err(e)) => return Err(self.note(e.message)),
                 Err(_) => return Err(self.note("reconnect timed out".into())),
             }
         }

@@ -26,7 +26,7 @@ use super::admin::{self, Monitor, PoolsSample};
 use super::loadgen::{self, Phase, RunOutput};
 use super::pg::{error_text, Endpoint, PgDb, APPLICATION_NAME, MONITOR_APPLICATION_NAME};
 use super::sql::{compile, LiveTx};
-use crate::experiment::{Invalid, PoolMode, Problem, Scenario, Target};
+use crate::experiment::{BouncerSpec, Invalid, PoolMode, Problem, Scenario, Target};
 use crate::report::{self, Axis, MetricOut, PointOut, Results};
 use crate::sim::{metric_index, RunRecord, METRIC_NAMES};
 use crate::sweep::{summarize, Plan, Point};
@@ -148,6 +148,7 @@ struct Samples {
     replica_backends: Vec<f64>,
     stats: Option<(admin::StatsSample, admin::StatsSample)>,
     sessions: Option<f64>,
+    notes: Vec<String>,
 }
 
 struct Watchers {
@@ -165,7 +166,11 @@ async fn sessions(w: &mut Watchers) -> Option<f64> {
     Some(total)
 }
 
-async fn sample(mut w: Watchers, mut phase: watch::Receiver<Phase>) -> (Watchers, Samples) {
+async fn sample(
+    mut w: Watchers,
+    mut phase: watch::Receiver<Phase>,
+    settings: Option<BouncerSpec>,
+) -> (Watchers, Samples) {
     let mut s = Samples::default();
     if phase
         .wait_for(|p| matches!(p, Phase::Measuring | Phase::Done))
@@ -189,8 +194,18 @@ async fn sample(mut w: Watchers, mut phase: watch::Receiver<Phase>) -> (Watchers
             _ = phase.wait_for(|p| *p == Phase::Done) => break,
         }
         if let Some(a) = &mut w.admin {
+            let seen = a.reconnects;
             if let Ok(p) = admin::show_pools(a, &db).await {
                 s.pools.push(p);
+            }
+            if a.reconnects != seen {
+                // PgBouncer came back (restarted from its file): give it the point's settings again
+                if let Some(b) = &settings {
+                    match admin::apply(a, &db, b).await {
+                        Ok(_) => s.notes.push("PgBouncer restarted during the window; the point's settings were applied again".into()),
+                        Err(e) => s.notes.push(format!("PgBouncer restarted during the window and its settings could not be applied again: {e}")),
+                    }
+                }
             }
         }
         if let Ok(n) = admin::pg_backends(&mut w.pg).await {
@@ -204,7 +219,10 @@ async fn sample(mut w: Watchers, mut phase: watch::Receiver<Phase>) -> (Watchers
     }
     if let (Some(a), Some(s0)) = (&mut w.admin, stats0) {
         if let Ok(s1) = admin::show_stats(a, &db).await {
-            s.stats = Some((s0, s1));
+            // totals that went down: PgBouncer restarted, the difference means nothing
+            if s1.xact_count >= s0.xact_count && s1.wait_time_us >= s0.wait_time_us {
+                s.stats = Some((s0, s1));
+            }
         }
     }
     if let (Some(a), Some(b)) = (sessions0, sessions(&mut w).await) {
@@ -475,13 +493,11 @@ async fn bench_async(plan: &Plan, warnings: &[Problem], opts: &Options) -> Resul
         }
         sql.push_str("ROLLBACK;");
         let probe = pg.with_dbname(&pg.dbname, MONITOR_APPLICATION_NAME);
-        let client = probe.connect().await.map_err(|e| {
-            anyhow!(
-                "cannot connect to PostgreSQL at {}: {}",
-                pg.shown,
-                error_text(&e)
-            )
-        })?;
+        let client = probe
+            .connect()
+            .await
+            .map_err(|e| anyhow!("cannot connect to PostgreSQL at {}: {e}", pg.shown))?
+            .client;
         if let Err(e) = client.batch_execute(&sql).await {
             return Err(anyhow!(
                 "workload.transactions.{i} (`{}`) fails on PostgreSQL at {}: {}",
@@ -581,7 +597,8 @@ async fn bench_async(plan: &Plan, warnings: &[Problem], opts: &Options) -> Resul
                 }
             }
             let (phase_tx, phase_rx) = watch::channel(Phase::Starting);
-            let sampler = tokio::spawn(sample(watchers, phase_rx));
+            let settings = sc.bouncer.clone().filter(|_| needs(sc, Target::Bouncer));
+            let sampler = tokio::spawn(sample(watchers, phase_rx, settings));
             let ticker = {
                 let bar = progress.bar.clone();
                 let base = progress.done_s;
@@ -610,7 +627,7 @@ async fn bench_async(plan: &Plan, warnings: &[Problem], opts: &Options) -> Resul
             progress
                 .bar
                 .set_position((progress.done_s.min(progress.total_s) * 10.0) as u64);
-            for n in &out.notes {
+            for n in out.notes.iter().chain(&samples.notes) {
                 errors.push(format!("point {} replication {rep}: {n}", point.index));
             }
             for (k, (n, msg)) in &out.errors {

@@ -9,8 +9,11 @@
 use super::loadgen::{Db, DbError};
 use crate::experiment::Target;
 use crate::sim::Cause;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_postgres::config::Host;
 use tokio_postgres::{CancelToken, Client, Config, NoTls};
 
 /// `application_name` of every load connection, so that leftovers can be found in
@@ -140,12 +143,141 @@ impl Endpoint {
     }
 
     /// Open a connection and drive it on its own task.
-    pub async fn connect(&self) -> Result<Client, tokio_postgres::Error> {
-        let (client, conn) = self.config.connect(NoTls).await?;
+    ///
+    /// A single TCP host is connected by hand ([`tcp_connect`]) so that the load generator
+    /// never holds the server's own port while the server is down.
+    pub async fn connect(&self) -> Result<Connected, ConnectError> {
+        let hosts = self.config.get_hosts();
+        let ports = self.config.get_ports();
+        let single_tcp = match (hosts, ports.len()) {
+            ([Host::Tcp(h)], 0 | 1) => Some(h.clone()),
+            _ => None,
+        };
+        let Some(host) = single_tcp else {
+            let (client, conn) = self
+                .config
+                .connect(NoTls)
+                .await
+                .map_err(ConnectError::from)?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            return Ok(Connected { client, addr: None });
+        };
+        let port = ports.first().copied().unwrap_or(5432);
+        let limit = self
+            .config
+            .get_connect_timeout()
+            .copied()
+            .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        let io = |e: std::io::Error| ConnectError {
+            code: None,
+            message: format!("error connecting to server: {e}"),
+        };
+        let stream = match tokio::time::timeout(limit, tcp_connect(&host, port)).await {
+            Ok(r) => r.map_err(io)?,
+            Err(_) => {
+                return Err(ConnectError {
+                    code: None,
+                    message: format!(
+                        "error connecting to server: no answer within {} s",
+                        limit.as_secs()
+                    ),
+                })
+            }
+        };
+        let peer = stream.peer_addr().map_err(io)?;
+        let (client, conn) =
+            match tokio::time::timeout(limit, self.config.connect_raw(stream, NoTls)).await {
+                Ok(r) => r.map_err(ConnectError::from)?,
+                Err(_) => {
+                    return Err(ConnectError {
+                        code: None,
+                        message: format!(
+                            "no startup answer from {peer} within {} s",
+                            limit.as_secs()
+                        ),
+                    })
+                }
+            };
         tokio::spawn(async move {
             let _ = conn.await;
         });
-        Ok(client)
+        Ok(Connected {
+            client,
+            addr: Some(peer),
+        })
+    }
+}
+
+/// Connect a TCP socket that can never hold the server's port: when nothing listens on a port
+/// of the ephemeral range (PgBouncer killed; Linux uses 32768–60999), a loopback connect that
+/// picks that very port as its own connects to itself, and even once closed its TIME_WAIT
+/// keeps the restarted server from binding. So the local port is chosen first (bind to port
+/// 0) and never equals the target's, and SO_REUSEADDR lets a listener bind over our
+/// TIME_WAITs.
+pub async fn tcp_connect(host: &str, port: u16) -> std::io::Result<TcpStream> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host((host, port)).await? {
+        for _ in 0..4 {
+            let sock = if addr.is_ipv4() {
+                TcpSocket::new_v4()?
+            } else {
+                TcpSocket::new_v6()?
+            };
+            sock.set_reuseaddr(true)?;
+            let any: SocketAddr = if addr.is_ipv4() {
+                (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+            } else {
+                (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+            };
+            sock.bind(any)?;
+            if sock.local_addr()?.port() == port {
+                continue;
+            }
+            sock.set_nodelay(true)?;
+            match sock.connect(addr).await {
+                Ok(s) => return Ok(s),
+                Err(e) => {
+                    last = Some(e);
+                    break;
+                }
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{host} has no address"),
+        )
+    }))
+}
+
+/// An open connection, and the address it went to (for cancel requests).
+pub struct Connected {
+    pub client: Client,
+    pub addr: Option<SocketAddr>,
+}
+
+/// A failed connection attempt: SQLSTATE when the server answered, and the message.
+#[derive(Clone, Debug)]
+pub struct ConnectError {
+    pub code: Option<String>,
+    pub message: String,
+}
+
+impl From<tokio_postgres::Error> for ConnectError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        ConnectError {
+            code: e.as_db_error().map(|d| d.code().code().to_string()),
+            message: error_text(&e),
+        }
+    }
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
     }
 }
 
@@ -245,20 +377,21 @@ impl PgDb {
 pub struct PgConn {
     client: Client,
     cancel: CancelToken,
+    addr: Option<SocketAddr>,
 }
 
 impl Db for PgDb {
     type Conn = PgConn;
 
     async fn connect(&self, target: Target) -> Result<PgConn, DbError> {
-        let client = self
-            .endpoint(target)
-            .connect()
-            .await
-            .map_err(|e| db_error(&e, true))?;
+        let c = self.endpoint(target).connect().await.map_err(|e| DbError {
+            cause: classify(e.code.as_deref(), &e.message, true),
+            message: e.message,
+        })?;
         Ok(PgConn {
-            cancel: client.cancel_token(),
-            client,
+            cancel: c.client.cancel_token(),
+            client: c.client,
+            addr: c.addr,
         })
     }
 
@@ -274,7 +407,19 @@ impl Db for PgDb {
     }
 
     async fn cancel(&self, conn: &PgConn) {
-        let _ = tokio::time::timeout(Duration::from_secs(5), conn.cancel.cancel_query(NoTls)).await;
+        let send = async {
+            match conn.addr {
+                Some(addr) => {
+                    if let Ok(s) = tcp_connect(&addr.ip().to_string(), addr.port()).await {
+                        let _ = conn.cancel.cancel_query_raw(s, NoTls).await;
+                    }
+                }
+                None => {
+                    let _ = conn.cancel.cancel_query(NoTls).await;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(5), send).await;
     }
 }
 
