@@ -3,7 +3,7 @@
 //!
 //! Pipeline: JSON text -> `serde_json::Value` -> model defaults merged underneath -> overrides
 //! applied at dotted paths -> [`file::ExperimentFile`] (serde, unknown fields rejected; every
-//! structural problem collected, not just the first) -> [`validate`] -> [`Scenario`] plus warnings.
+//! structural problem collected, not just the first) -> [`validate()`] -> [`Scenario`] plus warnings.
 
 pub mod file;
 pub mod load;

@@ -12,3 +12,24 @@ pub mod pgbench;
 pub mod sql;
 
 pub use pg::redact_url;
+
+#[cfg(test)]
+mod tests {
+    /// The engine stays synchronous and offline: no tokio, no network outside `live`.
+    #[test]
+    fn only_live_mode_is_async() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut checked = 0;
+        for dir in ["sim", "model", "stats", "experiment"] {
+            for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+                let path = entry.unwrap().path();
+                let text = std::fs::read_to_string(&path).unwrap();
+                for word in ["tokio", "std::net", "async fn"] {
+                    assert!(!text.contains(word), "{} mentions {word}", path.display());
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked > 5);
+    }
+}
