@@ -271,7 +271,10 @@ fn bench(a: BenchArgs) -> Result<()> {
     if a.replications == Some(0) {
         return Err(UsageError("--replications must be at least 1".into()).into());
     }
-    if a.threads == 0 {
+    let threads = a.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    });
+    if threads == 0 {
         return Err(UsageError("--threads must be at least 1".into()).into());
     }
     let loaded = load(&a.exp)?;
@@ -292,7 +295,7 @@ fn bench(a: BenchArgs) -> Result<()> {
         bouncer_admin: a.bouncer_admin,
         replica: a.replica,
         replications: a.replications,
-        threads: a.threads,
+        threads,
         progress: !a.quiet && std::io::stderr().is_terminal(),
         machine: machine(),
     };

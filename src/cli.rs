@@ -138,9 +138,10 @@ pub struct BenchArgs {
     /// Also write results.json, results.csv and results.txt into this directory
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Threads of the load generator's async runtime
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    pub threads: usize,
+    /// Threads of the load generator's async runtime (default: one per core; 1 runs it on a
+    /// single-threaded runtime)
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
     /// No progress bar
     #[arg(long, short = 'q')]
     pub quiet: bool,

@@ -144,6 +144,9 @@ pub fn render(r: &Results) -> Vec<u8> {
         .collect();
     let text_cols: Vec<bool> = (0..ncol).map(|c| c == ncol - 1 || c == ncol - 6).collect();
     let mut out = String::new();
+    if r.source == "measured" {
+        out.push_str("measured: ");
+    }
     out.push_str(&format!(
         "{} — seed {}, {} replication(s) per point, {:.0} % confidence intervals\n",
         r.experiment,
