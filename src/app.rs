@@ -271,9 +271,9 @@ fn bench(a: BenchArgs) -> Result<()> {
     if a.replications == Some(0) {
         return Err(UsageError("--replications must be at least 1".into()).into());
     }
-    let threads = a.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    });
+    let threads = a
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     if threads == 0 {
         return Err(UsageError("--threads must be at least 1".into()).into());
     }
