@@ -2,8 +2,8 @@
 //! model files are read by `experiment::load`, pgbench logs by `live::pgbench`).
 
 use crate::cli::{
-    ChartArgs, ChartFormat, CheckArgs, CheckFormat, Cli, Cmd, CompareArgs, ExperimentArgs, Format,
-    MergeArgs, ReportArgs, RunArgs, SweepArgs,
+    BenchArgs, ChartArgs, ChartFormat, CheckArgs, CheckFormat, Cli, Cmd, CompareArgs,
+    ExperimentArgs, Format, MergeArgs, ReportArgs, RunArgs, SweepArgs,
 };
 use crate::experiment::{
     load_experiment, parse_override, Invalid, LoadedExperiment, Problem, Severity,
@@ -35,6 +35,7 @@ pub fn main(cli: Cli) -> Result<()> {
         Cmd::Compare(a) => compare(a),
         Cmd::Chart(a) => chart_cmd(a),
         Cmd::Report(a) => report_cmd(a),
+        Cmd::Bench(a) => bench(a),
     }
 }
 
@@ -463,4 +464,90 @@ fn report_cmd(a: ReportArgs) -> Result<()> {
 /// Re-exported for tests: the problems of an invalid experiment.
 pub fn problems_of(e: &anyhow::Error) -> Option<&Invalid> {
     e.downcast_ref::<Invalid>()
+}
+
+/// What the load generator runs on, for the measured results' environment.
+fn machine() -> serde_json::Value {
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .ok()
+            .map(|s| s.trim().to_string())
+    };
+    let cpu = read("/proc/cpuinfo").and_then(|s| {
+        s.lines()
+            .find(|l| l.starts_with("model name"))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+    });
+    serde_json::json!({
+        "hostname": read("/proc/sys/kernel/hostname"),
+        "os": std::env::consts::OS,
+        "arch": std::env::consts::ARCH,
+        "kernel": read("/proc/sys/kernel/osrelease"),
+        "cpu": cpu,
+        "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
+    })
+}
+
+fn bench(a: BenchArgs) -> Result<()> {
+    use std::io::IsTerminal;
+    if a.replications == Some(0) {
+        return Err(UsageError("--replications must be at least 1".into()).into());
+    }
+    let threads = a
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if threads == 0 {
+        return Err(UsageError("--threads must be at least 1".into()).into());
+    }
+    let loaded = load(&a.exp)?;
+    let plan = sweep::plan(&loaded, true)?;
+    let mut warnings: Vec<Problem> = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for p in &plan.points {
+        for w in &p.warnings {
+            if seen.insert(w.to_string()) {
+                warnings.push(w.clone());
+            }
+        }
+    }
+    print_warnings(&warnings);
+    let opts = crate::live::bench::Options {
+        pg: a.pg,
+        bouncer: a.bouncer,
+        bouncer_admin: a.bouncer_admin,
+        replica: a.replica,
+        replications: a.replications,
+        threads,
+        progress: !a.quiet && std::io::stderr().is_terminal(),
+        machine: machine(),
+    };
+    let outcome = crate::live::bench::bench(&plan, &warnings, &opts)?;
+    for e in &outcome.errors {
+        eprintln!("error during the run: {e}");
+    }
+    let results = &outcome.results;
+    if let Some(dir) = &a.out {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        for (ext, bytes) in [
+            ("json", report::to_json(results)),
+            ("csv", report::to_csv(results)),
+            ("txt", report::table::render(results)),
+        ] {
+            let path = dir.join(format!("results.{ext}"));
+            std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+        }
+    }
+    match a.format {
+        Format::Table => out(&report::table::render(results))?,
+        Format::Json => out(&report::to_json(results))?,
+        Format::Csv => out(&report::to_csv(results))?,
+    }
+    if outcome.interrupted {
+        return Err(anyhow::anyhow!(
+            "interrupted: the results above hold the {} point(s) measured so far",
+            results.points.len()
+        ));
+    }
+    Ok(())
 }

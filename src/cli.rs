@@ -34,6 +34,9 @@ pub enum Cmd {
     Chart(ChartArgs),
     /// Write a self-contained HTML report (summary, SLO verdicts, charts) from results files
     Report(ReportArgs),
+    /// Run the experiment's sweep points for real against a live PostgreSQL + PgBouncer and
+    /// report measured results in the simulator's schema
+    Bench(BenchArgs),
 }
 
 #[derive(Args, Debug)]
@@ -164,4 +167,58 @@ pub struct ReportArgs {
     /// The HTML file to write
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub exp: ExperimentArgs,
+    /// PostgreSQL URL: pools with target `primary` (and `replicas` without --replica), monitoring
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "POOLSIM_PG_URL",
+        hide_env_values = true
+    )]
+    pub pg: String,
+    /// PgBouncer URL: pools with target `pgbouncer`
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "POOLSIM_BOUNCER_URL",
+        hide_env_values = true
+    )]
+    pub bouncer: Option<String>,
+    /// PgBouncer admin console URL (default: the --bouncer URL with database `pgbouncer`)
+    #[arg(
+        long = "bouncer-admin",
+        value_name = "URL",
+        env = "POOLSIM_BOUNCER_ADMIN_URL",
+        hide_env_values = true
+    )]
+    pub bouncer_admin: Option<String>,
+    /// Replica URL: pools with target `replicas` (default: --pg)
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "POOLSIM_REPLICA_URL",
+        hide_env_values = true
+    )]
+    pub replica: Option<String>,
+    /// Replications per point, overriding run.replications (live runs are slow)
+    #[arg(long, value_name = "N")]
+    pub replications: Option<u32>,
+    /// Output format on stdout
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Also write results.json, results.csv and results.txt into this directory
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Threads of the load generator's async runtime (default: one per core; 1 runs it on a
+    /// single-threaded runtime)
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// No progress bar
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
 }

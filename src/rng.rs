@@ -29,6 +29,8 @@ pub enum Stream {
     Balance = 11,
     Retry = 12,
     Bouncer = 13,
+    /// Live mode: values of the workload's SQL parameters.
+    SqlParams = 14,
 }
 
 /// SplitMix64 finaliser: a bijective mix of 64 bits.

@@ -152,9 +152,22 @@ pub struct TransactionFile {
     pub statement_cpu: Option<DurationSpec>,
     /// App-side time between a statement's response and the next statement of the transaction.
     pub gap: Option<DurationSpec>,
-    /// The statements, for live mode; the simulator ignores them.
+    /// The statements, for live mode; the simulator ignores them. Several statements run as one
+    /// `BEGIN … COMMIT` block, one round trip each.
     #[serde(default)]
     pub sql: Vec<String>,
+    /// Live mode: values for the `:name` placeholders of `sql`, drawn afresh for every
+    /// transaction (like pgbench's `\set name random(lo, hi)`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, ParamSpec>,
+}
+
+/// How a live-mode SQL parameter is drawn.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum ParamSpec {
+    /// A uniform random integer in `[lo, hi]`, both inclusive.
+    Uniform([i64; 2]),
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, Default)]

@@ -619,6 +619,27 @@ pub fn validate(f: &mut ExperimentFile) -> Result<(Scenario, Vec<Problem>), Inva
                 "count the round trips of the transaction",
             );
         }
+        for (name, spec) in &t.params {
+            let ident = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !ident {
+                v.err(
+                    &path(&format!("params.{name}")),
+                    format!("\"{name}\""),
+                    "a parameter name is a letter or _ followed by letters, digits or _",
+                    "rename it, e.g. aid, and write :aid in the SQL",
+                );
+            }
+            let ParamSpec::Uniform([lo, hi]) = spec;
+            if lo > hi {
+                v.err(
+                    &path(&format!("params.{name}.uniform")),
+                    format!("[{lo}, {hi}]"),
+                    "the lower bound is above the upper bound",
+                    format!("write [{hi}, {lo}]"),
+                );
+            }
+        }
         let wait = v.dist_or(&path("statement_wait"), &mut t.statement_wait, 0.0);
         let cpu = v.dist_or(&path("statement_cpu"), &mut t.statement_cpu, 0.0);
         let gap = v.dist_or(&path("gap"), &mut t.gap, 0.0);
@@ -1067,5 +1088,40 @@ mod tests {
                 .any(|w| w.path == "pgbouncer.max_client_conn"),
             "{warnings:?}"
         );
+    }
+
+    #[test]
+    fn sql_params_are_checked() {
+        let ok = check(json!({
+            "clients": {"users": 1},
+            "workload": {"transactions": [{"name": "q", "sql": ["SELECT :aid"],
+                                           "params": {"aid": {"uniform": [1, 100]}}}]},
+            "app": {"pools": {"primary": {}}}
+        }));
+        assert!(ok.is_ok());
+        let err = check(json!({
+            "clients": {"users": 1},
+            "workload": {"transactions": [{"name": "q", "sql": ["SELECT 1"],
+                                           "params": {"a-b": {"uniform": [1, 2]}, "x": {"uniform": [5, 1]}}}]},
+            "app": {"pools": {"primary": {}}}
+        }))
+        .unwrap_err();
+        let paths: Vec<&str> = err.0.iter().map(|p| p.path.as_str()).collect();
+        assert!(
+            paths.contains(&"workload.transactions.0.params.a-b"),
+            "{err}"
+        );
+        assert!(
+            paths.contains(&"workload.transactions.0.params.x.uniform"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_param_kinds_are_rejected() {
+        let (_, structural) = parse_file(&json!({
+            "workload": {"transactions": [{"name": "q", "params": {"a": {"normal": [1, 2]}}}]}
+        }));
+        assert!(!structural.is_empty());
     }
 }

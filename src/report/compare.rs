@@ -105,6 +105,7 @@ pub fn measured_from_pgbench(s: &PgbenchSummary, source_name: &str) -> Results {
         confidence: 0.95,
         replications: 1,
         shard: None,
+        environment: None,
         axes: Vec::new(),
         warnings: Vec::new(),
         points: vec![PointOut {
@@ -399,6 +400,7 @@ mod tests {
             confidence: 0.95,
             replications: 3,
             shard: None,
+            environment: None,
             axes: vec![],
             warnings: vec![],
             points: points

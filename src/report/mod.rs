@@ -33,6 +33,11 @@ pub struct Results {
     pub points: Vec<PointOut>,
     /// The experiment as simulated, every default filled in (the sweep axes then vary it).
     pub resolved_experiment: Value,
+    /// Measured results only: what was measured (server versions, relevant settings, redacted
+    /// URLs, machine), whether the run was interrupted, and the errors met during the run.
+    /// Never credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<Value>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -244,6 +249,7 @@ pub fn build(
         warnings: warnings.iter().map(|w| w.to_string()).collect(),
         points,
         resolved_experiment: serde_json::to_value(&first.resolved).expect("serialisable"),
+        environment: None,
     }
 }
 

@@ -158,6 +158,9 @@ pub fn render(r: &Results) -> Vec<u8> {
         .map(|c| c == ncol - 1 || c == causes_col)
         .collect();
     let mut out = String::new();
+    if r.source == "measured" {
+        out.push_str("measured: ");
+    }
     out.push_str(&format!(
         "{} — seed {}, {} replication(s) per point, {:.0} % confidence intervals\n",
         r.experiment,
