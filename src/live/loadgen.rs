@@ -347,6 +347,16 @@ impl UserState {
     }
 }
 
+/// Aborts a spawned task when dropped, unless disarmed.
+struct AbortOnDrop(Option<AbortHandle>);
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(h) = self.0.take() {
+            h.abort();
+        }
+    }
+}
+
 struct Instance {
     in_flight: AtomicU32,
     cpu: Option<Semaphore>,
@@ -492,7 +502,9 @@ impl<D: Db> Ctx<D> {
                     let r = me.request(inst, &mut req).await;
                     (r, req)
                 });
-                tokio::select! {
+                // if this user is stopped while it waits, the request stops too
+                let mut guard = AbortOnDrop(Some(handle.abort_handle()));
+                let res = tokio::select! {
                     joined = &mut handle => match joined {
                         Ok((r, req)) => {
                             u.req = Some(req);
@@ -507,7 +519,10 @@ impl<D: Db> Ctx<D> {
                             .push(handle.abort_handle());
                         Err(Failure::Cause(Cause::ClientTimeout, "request_timeout expired".into()))
                     }
-                }
+                };
+                // finished, or orphaned and registered: the run aborts orphans at its end
+                guard.0 = None;
+                res
             }
         };
         let ok = outcome.is_ok();
