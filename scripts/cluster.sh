@@ -649,6 +649,18 @@ EOF
     fi
     psql_url "$(url "$PASSWORD" "$PG_PORT" "$DBNAME")" -tAc 'select 1' >/dev/null ||
         die "password login as $ROLE on 127.0.0.1:$PG_PORT failed (log: $PRIMARY_LOG)"
+    # the tables the shipped live experiments use (pgbench-like, owned by the role)
+    psql_url "$(url "$PASSWORD" "$PG_PORT" "$DBNAME")" -q >/dev/null <<'EOF' ||
+SET client_min_messages = warning;
+CREATE TABLE IF NOT EXISTS poolsim_bench_accounts (
+    aid integer PRIMARY KEY, bid integer NOT NULL, abalance integer NOT NULL, filler char(84));
+INSERT INTO poolsim_bench_accounts
+    SELECT g, 1, 0, '' FROM generate_series(1, 10000) g ON CONFLICT DO NOTHING;
+CREATE TABLE IF NOT EXISTS poolsim_bench_history (
+    aid integer NOT NULL, delta integer NOT NULL, mtime timestamptz NOT NULL);
+ANALYZE poolsim_bench_accounts;
+EOF
+        log "warning: could not create the benchmark tables"
 }
 
 # ---------------------------------------------------------------------------

@@ -4,7 +4,7 @@
 //! the same random numbers (common random numbers).
 
 use crate::experiment::file::ExperimentFile;
-use crate::experiment::load::{apply_override, compact, parse_file};
+use crate::experiment::load::{compact, parse_file};
 use crate::experiment::{validate, Invalid, LoadedExperiment, Problem, Scenario, Severity};
 use crate::sim::{self, RunRecord, Series, FIRST_CAUSE_METRIC, METRIC_NAMES};
 use crate::stats::{mser5, student_t, wilson, Interval};
@@ -106,21 +106,28 @@ pub fn plan(loaded: &LoadedExperiment, with_sweep: bool) -> Result<Plan, Invalid
             idx[i] = rest % values.len();
             rest /= values.len();
         }
-        let mut doc = loaded.doc.clone();
         let mut point_problems = Vec::new();
         for (i, (path, values)) in axes.iter().enumerate() {
-            let v = values[idx[i]].clone();
-            if let Err(msg) = apply_override(&mut doc, path, v.clone()) {
+            params.push((path.clone(), values[idx[i]].clone()));
+        }
+        let doc = match loaded.point_doc(&params) {
+            Ok(d) => d,
+            Err((path, msg)) => {
+                let v = params
+                    .iter()
+                    .find(|p| p.0 == path)
+                    .map(|p| compact(&p.1))
+                    .unwrap_or_default();
                 point_problems.push(Problem {
                     severity: Severity::Error,
                     path: format!("sweep.{path}"),
-                    value: compact(&v),
+                    value: v,
                     message: msg,
                     hint: "use a dotted path that exists in the experiment".into(),
                 });
+                loaded.doc.clone()
             }
-            params.push((path.clone(), v));
-        }
+        };
         let (mut file, structural) = parse_file(&doc);
         point_problems.extend(structural);
         let label = if params.is_empty() {

@@ -10,9 +10,41 @@ use std::path::{Path, PathBuf};
 #[derive(Clone, Debug)]
 pub struct LoadedExperiment {
     pub path: PathBuf,
-    /// The merged document (model defaults, then the experiment, then `--set` overrides).
+    /// The merged document (model defaults under the experiment with its `--set` overrides).
     pub doc: Value,
     pub model: Option<ModelFile>,
+    /// With a model: the experiment and its overrides before the model was merged in.
+    pub own: Option<Value>,
+}
+
+impl LoadedExperiment {
+    /// An experiment document with no model file.
+    pub fn from_doc(path: impl Into<PathBuf>, doc: Value) -> Self {
+        LoadedExperiment {
+            path: path.into(),
+            doc,
+            model: None,
+            own: None,
+        }
+    }
+
+    /// The document of one sweep point: the axis values set on the experiment itself, then the
+    /// model's defaults merged underneath — so an axis that replaces a whole list (say the
+    /// transactions) still gets the model's properties for the names it lists.
+    pub fn point_doc(&self, axes: &[(String, Value)]) -> Result<Value, (String, String)> {
+        let mut own = self.own.clone().unwrap_or_else(|| self.doc.clone());
+        for (path, v) in axes {
+            apply_override(&mut own, path, v.clone()).map_err(|m| (path.clone(), m))?;
+        }
+        match &self.model {
+            Some(m) => {
+                let mut merged = m.defaults.clone();
+                merge(&mut merged, &own);
+                Ok(merged)
+            }
+            None => Ok(own),
+        }
+    }
 }
 
 fn problem(
@@ -63,24 +95,6 @@ pub fn load_experiment(
             "start from experiments/10k.json",
         )]));
     }
-    let mut model = None;
-    if let Some(Value::String(rel)) = doc.get("model").cloned() {
-        let base = path.parent().unwrap_or(Path::new("."));
-        let mpath = base.join(&rel);
-        let mdoc = read_json(&mpath, "model")?;
-        let mf: ModelFile = serde_json::from_value(mdoc).map_err(|e| {
-            Invalid(vec![problem(
-                "model",
-                &rel,
-                format!("not a valid model file: {e}"),
-                "a model file has `name`, optional `description` and `provenance`, and `defaults` (a partial experiment)",
-            )])
-        })?;
-        let mut merged = mf.defaults.clone();
-        merge(&mut merged, &doc);
-        doc = merged;
-        model = Some(mf);
-    }
     let mut problems = Vec::new();
     for (p, v) in overrides {
         if let Err(msg) = apply_override(&mut doc, p, v.clone()) {
@@ -95,10 +109,30 @@ pub fn load_experiment(
     if !problems.is_empty() {
         return Err(Invalid(problems));
     }
+    let mut model = None;
+    let mut own = None;
+    if let Some(Value::String(rel)) = doc.get("model").cloned() {
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mpath = base.join(&rel);
+        let mdoc = read_json(&mpath, "model")?;
+        let mf: ModelFile = serde_json::from_value(mdoc).map_err(|e| {
+            Invalid(vec![problem(
+                "model",
+                &rel,
+                format!("not a valid model file: {e}"),
+                "a model file has `name`, optional `description` and `provenance`, and `defaults` (a partial experiment)",
+            )])
+        })?;
+        let mut merged = mf.defaults.clone();
+        merge(&mut merged, &doc);
+        own = Some(std::mem::replace(&mut doc, merged));
+        model = Some(mf);
+    }
     Ok(LoadedExperiment {
         path: path.to_path_buf(),
         doc,
         model,
+        own,
     })
 }
 

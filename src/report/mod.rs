@@ -312,10 +312,21 @@ fn num(x: f64) -> String {
     }
 }
 
-/// A parameter value as plain text (strings without quotes).
+/// A parameter value as plain text (strings without quotes; a list of named objects, such as
+/// swept transactions, by their names).
 pub fn value_text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
+        Value::Array(a)
+            if !a.is_empty()
+                && a.iter()
+                    .all(|e| e.get("name").is_some_and(Value::is_string)) =>
+        {
+            a.iter()
+                .filter_map(|e| e.get("name").and_then(Value::as_str))
+                .collect::<Vec<_>>()
+                .join("+")
+        }
         other => other.to_string(),
     }
 }

@@ -36,11 +36,7 @@ fn the_same_seed_gives_the_same_numbers_and_another_seed_other_numbers() {
 
 #[test]
 fn a_point_alone_gives_the_numbers_it_gives_inside_a_sweep() {
-    let loaded = LoadedExperiment {
-        path: "x.json".into(),
-        doc: doc(),
-        model: None,
-    };
+    let loaded = LoadedExperiment::from_doc("x.json", doc());
     let full = plan(&loaded, true).unwrap();
     let refs: Vec<_> = full.points.iter().collect();
     let swept = run_points(&refs, |_| {}, || {});
@@ -48,11 +44,7 @@ fn a_point_alone_gives_the_numbers_it_gives_inside_a_sweep() {
     let mut alone_doc = doc();
     apply_override(&mut alone_doc, "clients.users", json!(300)).unwrap();
     apply_override(&mut alone_doc, "pgbouncer.default_pool_size", json!(6)).unwrap();
-    let alone = LoadedExperiment {
-        path: "x.json".into(),
-        doc: alone_doc,
-        model: None,
-    };
+    let alone = LoadedExperiment::from_doc("x.json", alone_doc);
     let single = plan(&alone, false).unwrap();
     let refs: Vec<_> = single.points.iter().collect();
     let one = run_points(&refs, |_| {}, || {});
@@ -70,11 +62,7 @@ fn a_point_alone_gives_the_numbers_it_gives_inside_a_sweep() {
 fn precision_stopping_is_deterministic_and_reports_its_outcome() {
     let mut d = doc();
     d["run"]["precision"] = json!({"metrics": ["latency_p95_ms", "throughput_rps"], "relative_half_width": 0.02, "max_replications": 9});
-    let loaded = LoadedExperiment {
-        path: "x.json".into(),
-        doc: d,
-        model: None,
-    };
+    let loaded = LoadedExperiment::from_doc("x.json", d);
     let p = plan(&loaded, true).unwrap();
     let refs: Vec<_> = p.points.iter().collect();
     let a = run_points(&refs, |_| {}, || {});
@@ -90,4 +78,34 @@ fn precision_stopping_is_deterministic_and_reports_its_outcome() {
         assert!(s.met || s.replications == 9, "{s:?}");
         assert_eq!(s.replications as usize, x.records.len());
     }
+}
+
+#[test]
+fn a_swept_list_of_transactions_keeps_the_model_properties_of_the_names_it_lists() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/guide-before.json");
+    let axis =
+        json!([[{"name": "read", "route": "primary"}], [{"name": "write", "route": "primary"}]]);
+    let loaded = poolsim::experiment::load_experiment(
+        &path,
+        &[("sweep.workload.transactions".into(), axis)],
+    )
+    .unwrap();
+    let p = plan(&loaded, true).unwrap();
+    assert_eq!(p.points.len(), 2);
+    let cpu = |i: usize| p.points[i].scenario.workload.txs[0].cpu.mean_ms();
+    let stmts = |i: usize| p.points[i].scenario.workload.txs[0].statements;
+    // models/guide.json: read = 2 statements of 0.25 ms CPU, write = 3 statements of 0.3 ms
+    assert!(
+        (cpu(0) - 0.25).abs() < 1e-9 && stmts(0) == 2,
+        "{} {}",
+        cpu(0),
+        stmts(0)
+    );
+    assert!(
+        (cpu(1) - 0.30).abs() < 1e-9 && stmts(1) == 3,
+        "{} {}",
+        cpu(1),
+        stmts(1)
+    );
 }

@@ -151,7 +151,7 @@ proptest! {
                 "postgres.cores": (1..=c).collect::<Vec<_>>()
             }
         });
-        let loaded = poolsim::experiment::LoadedExperiment { path: "x.json".into(), doc, model: None };
+        let loaded = poolsim::experiment::LoadedExperiment::from_doc("x.json", doc);
         let plan = poolsim::sweep::plan(&loaded, true).unwrap();
         prop_assert_eq!(plan.points.len(), a * b * c);
         // the first axis varies slowest
