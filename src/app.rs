@@ -2,8 +2,8 @@
 //! model files are read by `experiment::load`, pgbench logs by `live::pgbench`).
 
 use crate::cli::{
-    BenchArgs, CalibrateArgs, ChartArgs, ChartFormat, CheckArgs, CheckFormat, Cli, Cmd, CompareArgs,
-    ExperimentArgs, Format, MergeArgs, ReportArgs, RunArgs, SweepArgs,
+    BenchArgs, CalibrateArgs, ChartArgs, ChartFormat, CheckArgs, CheckFormat, Cli, Cmd,
+    CompareArgs, ExperimentArgs, Format, MergeArgs, ReportArgs, RunArgs, SweepArgs,
 };
 use crate::experiment::{
     load_experiment, parse_override, Invalid, LoadedExperiment, Problem, Severity,
@@ -604,9 +604,9 @@ fn calibrate(a: CalibrateArgs) -> Result<()> {
     }
     std::fs::write(&a.out, text).with_context(|| format!("writing {}", a.out.display()))?;
     match a.format {
-        CheckFormat::Text => out(
-            format!("{}model written to {}\n", cal.summary, a.out.display()).as_bytes(),
-        ),
+        CheckFormat::Text => {
+            out(format!("{}model written to {}\n", cal.summary, a.out.display()).as_bytes())
+        }
         CheckFormat::Json => {
             let doc = serde_json::json!({
                 "model_file": a.out.display().to_string(),

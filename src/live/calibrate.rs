@@ -216,7 +216,10 @@ pub struct Fractions {
 /// by at most one round trip.
 pub fn fractions(service_ms: f64, cpu_ms: f64) -> Fractions {
     if service_ms <= 0.0 {
-        return Fractions { wait: 0.0, cpu: 0.0 };
+        return Fractions {
+            wait: 0.0,
+            cpu: 0.0,
+        };
     }
     let cpu = cpu_ms.max(0.0);
     let wait = (service_ms - cpu).max(0.0);
@@ -247,9 +250,17 @@ pub fn residual_contention(points: &[(f64, f64)], x1: f64, x_max: f64) -> (f64, 
             .map(|&(a, b, y)| (y - s * a - k * b).powi(2))
             .sum()
     };
-    let (saa, sab, sbb, say, sby) = data.iter().fold((0.0, 0.0, 0.0, 0.0, 0.0), |t, &(a, b, y)| {
-        (t.0 + a * a, t.1 + a * b, t.2 + b * b, t.3 + a * y, t.4 + b * y)
-    });
+    let (saa, sab, sbb, say, sby) = data
+        .iter()
+        .fold((0.0, 0.0, 0.0, 0.0, 0.0), |t, &(a, b, y)| {
+            (
+                t.0 + a * a,
+                t.1 + a * b,
+                t.2 + b * b,
+                t.3 + a * y,
+                t.4 + b * y,
+            )
+        });
     let mut cands = vec![
         (0.0, 0.0),
         ((say / saa).max(0.0), 0.0),
@@ -407,7 +418,8 @@ impl Budget {
         self.total.mul_f64(fraction)
     }
     fn tick(&self) {
-        self.pb.set_position(self.start.elapsed().as_millis() as u64);
+        self.pb
+            .set_position(self.start.elapsed().as_millis() as u64);
     }
     fn phase(&self, msg: &'static str) {
         self.pb.set_message(msg);
@@ -532,7 +544,11 @@ fn local_pgbouncer(port: u16) -> Option<u32> {
 fn pgbouncer_pids() -> Option<Vec<u32>> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         if std::fs::read_to_string(entry.path().join("comm")).is_ok_and(|c| c.trim() == "pgbouncer")
@@ -673,11 +689,7 @@ async fn run_level(
                 }
                 let fin = Instant::now();
                 if fin >= t0 && fin <= end {
-                    done.push((
-                        (fin - t0).as_secs_f64(),
-                        lat.len(),
-                        lat.iter().sum::<f64>(),
-                    ));
+                    done.push(((fin - t0).as_secs_f64(), lat.len(), lat.iter().sum::<f64>()));
                 }
             }
             Ok(done)
@@ -693,8 +705,7 @@ async fn run_level(
     for w in 0..2 {
         let lo = half * w as f64;
         let hi = lo + half;
-        let sel: Vec<&(f64, usize, f64)> =
-            all.iter().filter(|d| d.0 >= lo && d.0 < hi).collect();
+        let sel: Vec<&(f64, usize, f64)> = all.iter().filter(|d| d.0 >= lo && d.0 < hi).collect();
         let stmts: usize = sel.iter().map(|d| d.1).sum();
         let lat: f64 = sel.iter().map(|d| d.2).sum();
         if stmts == 0 {
@@ -769,9 +780,9 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         None => None,
     };
     let admin_ep = match (&opts.bouncer_admin, &bouncer) {
-        (Some(u), _) => Some(
-            Endpoint::parse("--bouncer-admin", u, APPLICATION_NAME).map_err(|m| anyhow!(m))?,
-        ),
+        (Some(u), _) => {
+            Some(Endpoint::parse("--bouncer-admin", u, APPLICATION_NAME).map_err(|m| anyhow!(m))?)
+        }
         (None, Some(bep)) => Some(bep.with_dbname("pgbouncer", APPLICATION_NAME)),
         _ => None,
     };
@@ -782,19 +793,24 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
     let mut prov = Map::new();
     prov.insert(
         "method".into(),
-        json!("poolsim calibrate: SELECT 1 round trips direct and through PgBouncer; the workload's \
+        json!(
+            "poolsim calibrate: SELECT 1 round trips direct and through PgBouncer; the workload's \
                transactions at concurrency 1, direct, each statement timed, minus the round trip, \
                fitted by maximum likelihood (lognormal, gamma, exponential; empirical table when \
                none passes KS at 1 %); closed-loop throughput of the workload mix against \
                concurrency, direct, fitted to the USL; wait/CPU split from the throughput ceiling; \
-               new connections timed minus two round trips"),
+               new connections timed minus two round trips"
+        ),
     );
     prov.insert("command".into(), json!(opts.command));
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     prov.insert("date".into(), json!(utc_timestamp(now)));
-    prov.insert("workload".into(), json!(opts.workload.display().to_string()));
+    prov.insert(
+        "workload".into(),
+        json!(opts.workload.display().to_string()),
+    );
     prov.insert("postgres_url".into(), json!(pg.shown));
     let mut pg_settings = Map::new();
     for s in [
@@ -870,7 +886,9 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         let via_med = median(&via);
         let (hop, added_cpu) = split_bouncer_latency(rtt, via_med);
         let mut cpu = added_cpu;
-        let mut cpu_method = "PgBouncer's added latency: median of SELECT 1 through it minus the direct median".to_string();
+        let mut cpu_method =
+            "PgBouncer's added latency: median of SELECT 1 through it minus the direct median"
+                .to_string();
         let mut proc_figure = Value::Null;
         if is_loopback(bep) {
             let port = bep.config.get_ports().first().copied().unwrap_or(5432);
@@ -984,15 +1002,14 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
     }
 
     // --- 4. throughput against concurrency
-    let max_c = opts
-        .max_concurrency
-        .unwrap_or((4 * cores).max(8))
-        .max(1);
+    let max_c = opts.max_concurrency.unwrap_or((4 * cores).max(8)).max(1);
     let lv = levels(max_c);
     let usl_share = b.share(0.5);
     let per_level = usl_share.div_f64(lv.len() as f64);
     let warm = per_level.mul_f64(0.15).min(Duration::from_millis(500));
-    let dur = per_level.saturating_sub(warm).max(Duration::from_millis(200));
+    let dur = per_level
+        .saturating_sub(warm)
+        .max(Duration::from_millis(200));
     let txs_arc = Arc::new(txs.clone());
     let mut cum = Vec::new();
     let mut acc = 0.0;
@@ -1048,9 +1065,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         / stmt_w.max(1e-12);
     let s1_service: f64 = measured
         .iter()
-        .map(|m| {
-            m.weight / total_w * m.statements as f64 * fit_mean(&m.service_ms)
-        })
+        .map(|m| m.weight / total_w * m.statements as f64 * fit_mean(&m.service_ms))
         .sum::<f64>()
         / stmt_w.max(1e-12);
     let split = fit::split_wait_cpu(s1_full, &latency_points, cores as f64)
@@ -1064,11 +1079,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         .filter(|p| p.clients == 1)
         .map(|p| p.statements_per_s)
         .collect();
-    let contention = residual_contention(
-        &usl_points,
-        fit_mean(&ones),
-        split.max_throughput_per_s,
-    );
+    let contention = residual_contention(&usl_points, fit_mean(&ones), split.max_throughput_per_s);
     let fr: Vec<Fractions> = measured.iter().map(|_| mix).collect();
 
     // --- 5. connection set-up
@@ -1108,7 +1119,11 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         "throughput_points".into(),
         json!(points
             .iter()
-            .map(|p| json!([p.clients, sig4(p.statements_per_s), sig4(p.statement_latency_ms)]))
+            .map(|p| json!([
+                p.clients,
+                sig4(p.statements_per_s),
+                sig4(p.statement_latency_ms)
+            ]))
             .collect::<Vec<_>>()),
     );
     prov.insert(
@@ -1193,7 +1208,8 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         direct_rtts.len()
     );
     if let Some((hop, cpu)) = bouncer_split {
-        let _ = writeln!(
+        let _ =
+            writeln!(
             s,
             "through PgBouncer: +{:.4} ms  → app_bouncer_rtt {:.4} ms, cpu_per_query {:.4} ms ({})",
             m_bouncer["added_latency_ms"].as_f64().unwrap_or(0.0),
@@ -1527,8 +1543,7 @@ mod tests {
         for k in ["name", "description", "provenance", "defaults"] {
             assert!(model.get(k).is_some(), "{k}");
         }
-        let mf: crate::experiment::file::ModelFile =
-            serde_json::from_value(model.clone()).unwrap();
+        let mf: crate::experiment::file::ModelFile = serde_json::from_value(model.clone()).unwrap();
         assert_eq!(mf.name, "local");
         let d = &model["defaults"];
         assert_eq!(d["postgres"]["cores"], 2);
