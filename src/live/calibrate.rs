@@ -487,7 +487,7 @@ async fn select1(
                     .map_err(|e| anyhow!("SELECT 1 through PgBouncer: {}", error_text(&e)))?,
             );
         }
-        if v.len() % 50 == 0 {
+        if v.len().is_multiple_of(50) {
             b.tick();
         }
     }
@@ -906,7 +906,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
                         .await
                         .map_err(|e| anyhow!("SELECT 1 through PgBouncer: {}", error_text(&e)))?;
                     n += 1;
-                    if n % 200 == 0 {
+                    if n.is_multiple_of(200) {
                         b.tick();
                         if Instant::now() >= end && n >= 3000 {
                             break;
@@ -960,7 +960,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         let mut lat = Vec::new();
         let mut values = Vec::new();
         let mut buf = String::new();
-        let mut n = 0;
+        let mut n = 0usize;
         while n < 500 && (n < 30 || Instant::now() < end) {
             tx.draw(&mut rng, &mut values);
             run_tx(&direct, tx, &values, &mut buf, &mut lat)
@@ -972,7 +972,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
                     .map_err(|e| anyhow!("SELECT 1: {}", error_text(&e)))?,
             );
             n += 1;
-            if n % 20 == 0 {
+            if n.is_multiple_of(20) {
                 b.tick();
             }
         }
