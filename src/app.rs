@@ -2,8 +2,8 @@
 //! model files are read by `experiment::load`, pgbench logs by `live::pgbench`).
 
 use crate::cli::{
-    BenchArgs, ChartArgs, ChartFormat, CheckArgs, CheckFormat, Cli, Cmd, CompareArgs,
-    ExperimentArgs, Format, MergeArgs, ReportArgs, RunArgs, SweepArgs,
+    BenchArgs, CalibrateArgs, ChartArgs, ChartFormat, CheckArgs, CheckFormat, Cli, Cmd,
+    CompareArgs, ExperimentArgs, Format, MergeArgs, ReportArgs, RunArgs, SweepArgs,
 };
 use crate::experiment::{
     load_experiment, parse_override, Invalid, LoadedExperiment, Problem, Severity,
@@ -36,6 +36,7 @@ pub fn main(cli: Cli) -> Result<()> {
         Cmd::Chart(a) => chart_cmd(a),
         Cmd::Report(a) => report_cmd(a),
         Cmd::Bench(a) => bench(a),
+        Cmd::Calibrate(a) => calibrate(a),
     }
 }
 
@@ -550,4 +551,72 @@ fn bench(a: BenchArgs) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+fn calibrate(a: CalibrateArgs) -> Result<()> {
+    use crate::live::redact_url;
+    use std::io::IsTerminal;
+    if !(a.budget_s.is_finite() && a.budget_s >= 5.0) {
+        return Err(UsageError("--budget-s must be at least 5".into()).into());
+    }
+    if a.max_concurrency == Some(0) {
+        return Err(UsageError("--max-concurrency must be at least 1".into()).into());
+    }
+    let name = a
+        .out
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| UsageError(format!("--out {}: needs a file name", a.out.display())))?
+        .to_string();
+    let mut command = format!("poolsim calibrate --pg {}", redact_url(&a.pg));
+    if let Some(b) = &a.bouncer {
+        command.push_str(&format!(" --bouncer {}", redact_url(b)));
+    }
+    if let Some(b) = &a.bouncer_admin {
+        command.push_str(&format!(" --bouncer-admin {}", redact_url(b)));
+    }
+    command.push_str(&format!(
+        " --workload {} --out {} --budget-s {}",
+        a.workload.display(),
+        a.out.display(),
+        a.budget_s
+    ));
+    if let Some(n) = a.max_concurrency {
+        command.push_str(&format!(" --max-concurrency {n}"));
+    }
+    let opts = crate::live::calibrate::CalibrateOptions {
+        pg: a.pg,
+        bouncer: a.bouncer,
+        bouncer_admin: a.bouncer_admin,
+        workload: a.workload,
+        name,
+        budget: std::time::Duration::from_secs_f64(a.budget_s),
+        max_concurrency: a.max_concurrency,
+        progress: !a.quiet && std::io::stderr().is_terminal(),
+        command,
+    };
+    let cal = crate::live::calibrate::calibrate(&opts)?;
+    let mut text = serde_json::to_string_pretty(&cal.model)?;
+    text.push('\n');
+    if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(&a.out, text).with_context(|| format!("writing {}", a.out.display()))?;
+    match a.format {
+        CheckFormat::Text => {
+            out(format!("{}model written to {}\n", cal.summary, a.out.display()).as_bytes())
+        }
+        CheckFormat::Json => {
+            let doc = serde_json::json!({
+                "model_file": a.out.display().to_string(),
+                "model": cal.model,
+                "measurements": cal.measurements,
+                "summary": cal.summary,
+            });
+            let mut s = serde_json::to_string_pretty(&doc)?;
+            s.push('\n');
+            out(s.as_bytes())
+        }
+    }
 }

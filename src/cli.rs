@@ -37,6 +37,9 @@ pub enum Cmd {
     /// Run the experiment's sweep points for real against a live PostgreSQL + PgBouncer and
     /// report measured results in the simulator's schema
     Bench(BenchArgs),
+    /// Measure a live PostgreSQL (and PgBouncer) and write a model file: round trips, statement
+    /// service times, throughput against concurrency, connection set-up costs
+    Calibrate(CalibrateArgs),
 }
 
 #[derive(Args, Debug)]
@@ -218,6 +221,52 @@ pub struct BenchArgs {
     /// single-threaded runtime)
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// No progress bar
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CalibrateArgs {
+    /// PostgreSQL URL (measured directly)
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "POOLSIM_PG_URL",
+        hide_env_values = true
+    )]
+    pub pg: String,
+    /// PgBouncer URL (its added latency and client connect cost)
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "POOLSIM_BOUNCER_URL",
+        hide_env_values = true
+    )]
+    pub bouncer: Option<String>,
+    /// PgBouncer admin console URL (default: the --bouncer URL with database `pgbouncer`)
+    #[arg(
+        long = "bouncer-admin",
+        value_name = "URL",
+        env = "POOLSIM_BOUNCER_ADMIN_URL",
+        hide_env_values = true
+    )]
+    pub bouncer_admin: Option<String>,
+    /// Experiment whose workload.transactions (with their `sql`) are measured
+    #[arg(long, value_name = "EXP")]
+    pub workload: PathBuf,
+    /// The model file to write (its stem becomes the model's name)
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Total time budget in seconds, shared among the phases
+    #[arg(long = "budget-s", value_name = "S", default_value_t = 180.0)]
+    pub budget_s: f64,
+    /// Highest concurrency of the throughput sweep (default: 4 × cores, at least 8)
+    #[arg(long = "max-concurrency", value_name = "N")]
+    pub max_concurrency: Option<usize>,
+    /// Output on stdout: the human summary, or the whole calibration as JSON
+    #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
+    pub format: CheckFormat,
     /// No progress bar
     #[arg(long, short = 'q')]
     pub quiet: bool,

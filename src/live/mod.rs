@@ -2,10 +2,12 @@
 //! experiment's points against a real PostgreSQL + PgBouncer with the load generator of
 //! `loadgen` (over the `Db` trait, so that it is testable without a database), watches the
 //! servers through `admin`, and reports in the simulator's results schema; `pgbench` imports
-//! pgbench's per-transaction logs as measurements.
+//! pgbench's per-transaction logs as measurements; `calibrate` measures a cluster and writes a
+//! model file.
 
 pub mod admin;
 pub mod bench;
+pub mod calibrate;
 pub mod fit;
 pub mod loadgen;
 pub mod pg;

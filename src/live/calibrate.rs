@@ -1,0 +1,1568 @@
+//! `poolsim calibrate`: measure a live PostgreSQL (and PgBouncer) and write a model file.
+//!
+//! Phases, each within its share of the time budget:
+//!
+//! 1. provenance: server versions and settings, the load generator's core count, the date;
+//! 2. round-trip time: `SELECT 1` at concurrency 1, direct and through PgBouncer, and
+//!    PgBouncer's CPU time per query read from `/proc` when its process is on this host;
+//! 3. per transaction type: the workload's SQL at concurrency 1, direct, each statement timed;
+//!    the statement time minus the round trip is fitted ([`fit::best_fit`]);
+//! 4. throughput against concurrency (closed loop, direct, the workload mix), fitted to the USL
+//!    ([`fit::fit_usl`]); the throughput ceiling splits each statement into wait and CPU time;
+//! 5. connection set-up: new direct connections (backend start) and new client connections
+//!    through PgBouncer.
+//!
+//! Nothing is left on the server: every connection carries `application_name`
+//! [`APPLICATION_NAME`] and is closed at the end, no setting is changed, no table created (the
+//! workload's own SQL excepted).
+
+use super::fit::{self, DistFit, Fitted, SplitRegime, UslFit};
+use super::pg::{error_text, Endpoint};
+use super::sql::{compile, LiveTx};
+use crate::experiment::load::{load_experiment, parse_file};
+use anyhow::{anyhow, bail, Context, Result};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Map, Value};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_postgres::{Client, SimpleQueryMessage};
+
+/// `application_name` of every connection calibrate opens.
+pub const APPLICATION_NAME: &str = "poolsim-calibrate";
+
+/// Smallest PgBouncer CPU time per query the model gets, ms.
+pub const MIN_BOUNCER_CPU_MS: f64 = 0.005;
+
+/// Linux clock ticks per second of `/proc/PID/stat` (`getconf CLK_TCK`).
+const CLK_TCK: f64 = 100.0;
+
+/// What to measure, and where.
+#[derive(Clone, Debug)]
+pub struct CalibrateOptions {
+    /// PostgreSQL URL (direct).
+    pub pg: String,
+    /// PgBouncer URL, if there is one.
+    pub bouncer: Option<String>,
+    /// PgBouncer admin console URL (default: the PgBouncer URL with database `pgbouncer`).
+    pub bouncer_admin: Option<String>,
+    /// The experiment whose `workload.transactions` are measured.
+    pub workload: PathBuf,
+    /// The model's name (the output file's stem).
+    pub name: String,
+    /// Total time budget.
+    pub budget: Duration,
+    /// Highest concurrency of the throughput sweep (default 4 × cores, at least 8).
+    pub max_concurrency: Option<usize>,
+    /// Draw a progress bar on stderr.
+    pub progress: bool,
+    /// The command line, as recorded in the provenance (URLs redacted).
+    pub command: String,
+}
+
+/// The outcome: the model file document, a human report, and the raw measurements.
+#[derive(Clone, Debug)]
+pub struct Calibration {
+    /// The model file document (`name`, `description`, `provenance`, `defaults`).
+    pub model: Value,
+    /// Human-readable report.
+    pub summary: String,
+    /// Every measurement and fit, for `--format json`.
+    pub measurements: Value,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pure parts
+// ---------------------------------------------------------------------------------------------
+
+/// Split PgBouncer's added latency: the client ↔ PgBouncer hop costs what the direct hop costs
+/// (loopback), the remainder is PgBouncer's CPU per query (at least [`MIN_BOUNCER_CPU_MS`]).
+/// Returns `(app_bouncer_rtt_ms, cpu_per_query_ms)`.
+pub fn split_bouncer_latency(direct_rtt_ms: f64, through_bouncer_ms: f64) -> (f64, f64) {
+    let added = through_bouncer_ms - direct_rtt_ms;
+    (direct_rtt_ms, added.max(MIN_BOUNCER_CPU_MS))
+}
+
+/// Round to 4 significant digits (model files are read by people).
+pub fn sig4(x: f64) -> f64 {
+    if x == 0.0 || !x.is_finite() {
+        return x;
+    }
+    let mag = 10f64.powi(3 - x.abs().log10().floor() as i32);
+    (x * mag).round() / mag
+}
+
+/// A fitted distribution scaled by `factor` (every time value multiplied), as an experiment
+/// duration. A factor of 0 gives `{"const_ms": 0}`.
+pub fn scale_dist(d: &DistFit, factor: f64) -> Value {
+    if factor <= 1e-9 {
+        return json!({"const_ms": 0.0});
+    }
+    match d {
+        DistFit::Lognormal {
+            median_ms, p95_ms, ..
+        } => {
+            let median = sig4(median_ms * factor);
+            let p95 = sig4(p95_ms * factor).max(median * 1.0001);
+            json!({"lognormal": {"median_ms": median, "p95_ms": sig4(p95)}})
+        }
+        DistFit::Gamma { shape, mean_ms } => {
+            json!({"gamma": {"shape": sig4(*shape), "mean_ms": sig4(mean_ms * factor)}})
+        }
+        DistFit::Exponential { mean_ms } => json!({"exp": {"mean_ms": sig4(mean_ms * factor)}}),
+        DistFit::Empirical { quantiles } => {
+            let mut last = 0.0f64;
+            let q: Vec<Value> = quantiles
+                .iter()
+                .map(|&(p, ms)| {
+                    last = last.max(sig4(ms * factor));
+                    json!([p, last])
+                })
+                .collect();
+            json!({"empirical": {"quantiles": q}})
+        }
+    }
+}
+
+/// The concurrencies of the throughput sweep: 1, 2, 4, … and `max` itself.
+pub fn levels(max: usize) -> Vec<usize> {
+    let mut v = Vec::new();
+    let mut n = 1;
+    while n < max {
+        v.push(n);
+        n *= 2;
+    }
+    v.push(max.max(1));
+    v
+}
+
+/// Median of a sample (0 when empty).
+pub fn median(v: &[f64]) -> f64 {
+    quantile(v, 0.5)
+}
+
+/// Quantile by linear interpolation between order statistics (0 when empty).
+pub fn quantile(v: &[f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let h = p.clamp(0.0, 1.0) * (s.len() - 1) as f64;
+    let lo = h.floor() as usize;
+    let hi = h.ceil() as usize;
+    s[lo] + (h - lo as f64) * (s[hi] - s[lo])
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` of seconds since the Unix epoch.
+pub fn utc_timestamp(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // civil from days (H. Hinnant)
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Measurements of one transaction type at concurrency 1.
+#[derive(Clone, Debug)]
+pub struct TxMeasured {
+    pub name: String,
+    /// SQL statements per transaction (without BEGIN / COMMIT).
+    pub statements: usize,
+    pub weight: f64,
+    /// Statement service times (latency minus the round trip), ms.
+    pub service_ms: Vec<f64>,
+    /// Mean statement latency as measured (round trip included), ms.
+    pub latency_mean_ms: f64,
+    pub best: Fitted,
+    pub all: Vec<Fitted>,
+}
+
+/// One window of the throughput sweep.
+#[derive(Clone, Copy, Debug)]
+pub struct LevelPoint {
+    pub clients: usize,
+    pub statements_per_s: f64,
+    pub transactions_per_s: f64,
+    /// Mean statement latency, ms.
+    pub statement_latency_ms: f64,
+}
+
+/// The wait / CPU split of statements: fractions of the service time (after the round trip).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Fractions {
+    pub wait: f64,
+    pub cpu: f64,
+}
+
+/// Wait and CPU fractions of the service time `service_ms`, given the CPU time per statement
+/// the throughput ceiling implies (`cores / ceiling`). That CPU time the throughput ceiling implies is kept even when it exceeds the service
+/// time (on loopback the round trip itself is CPU work of the client, kernel and server): the
+/// simulated ceiling then matches the measured one, and the single-client latency is overstated
+/// by at most one round trip.
+pub fn fractions(service_ms: f64, cpu_ms: f64) -> Fractions {
+    if service_ms <= 0.0 {
+        return Fractions {
+            wait: 0.0,
+            cpu: 0.0,
+        };
+    }
+    let cpu = cpu_ms.max(0.0);
+    let wait = (service_ms - cpu).max(0.0);
+    Fractions {
+        wait: wait / service_ms,
+        cpu: cpu / service_ms,
+    }
+}
+
+/// Contention beyond core saturation, for the simulator: σ, κ ≥ 0 such that
+/// `X(N) = min(N·x1, x_max) / (1 + σ(N − 1) + κN(N − 1))` fits the measured `(N, X)` points
+/// best (linear least squares in σ, κ on `min(N·x1, x_max)/X − 1`, constrained to σ, κ ≥ 0).
+///
+/// The simulator already caps throughput at the cores (processor sharing, with the CPU time
+/// per statement from the ceiling `x_max`) and applies σ, κ on top, to the statements in
+/// their CPU phase; the USL fitted to the raw points would count the cores' saturation twice.
+pub fn residual_contention(points: &[(f64, f64)], x1: f64, x_max: f64) -> (f64, f64) {
+    let data: Vec<(f64, f64, f64)> = points
+        .iter()
+        .filter(|&&(n, x)| n > 1.0 && x > 0.0)
+        .map(|&(n, x)| ((n - 1.0), n * (n - 1.0), (n * x1).min(x_max) / x - 1.0))
+        .collect();
+    if data.is_empty() || !(x1 > 0.0 && x_max > 0.0) {
+        return (0.0, 0.0);
+    }
+    let sse = |s: f64, k: f64| -> f64 {
+        data.iter()
+            .map(|&(a, b, y)| (y - s * a - k * b).powi(2))
+            .sum()
+    };
+    let (saa, sab, sbb, say, sby) = data
+        .iter()
+        .fold((0.0, 0.0, 0.0, 0.0, 0.0), |t, &(a, b, y)| {
+            (
+                t.0 + a * a,
+                t.1 + a * b,
+                t.2 + b * b,
+                t.3 + a * y,
+                t.4 + b * y,
+            )
+        });
+    let mut cands = vec![
+        (0.0, 0.0),
+        ((say / saa).max(0.0), 0.0),
+        (0.0, (sby / sbb).max(0.0)),
+    ];
+    let det = saa * sbb - sab * sab;
+    if det.abs() > 1e-12 * saa * sbb {
+        let s = (say * sbb - sby * sab) / det;
+        let k = (saa * sby - sab * say) / det;
+        if s >= 0.0 && k >= 0.0 {
+            cands.push((s, k));
+        }
+    }
+    cands
+        .into_iter()
+        .filter(|c| c.0.is_finite() && c.1.is_finite() && c.0 < 1.0)
+        .min_by(|a, b| sse(a.0, a.1).total_cmp(&sse(b.0, b.1)))
+        .unwrap_or((0.0, 0.0))
+}
+
+/// Everything the model document is built from.
+#[derive(Clone, Debug)]
+pub struct ModelInputs {
+    pub name: String,
+    pub provenance: Map<String, Value>,
+    pub cores: usize,
+    pub rtt_ms: f64,
+    /// `(app_bouncer_rtt_ms, cpu_per_query_ms)` when PgBouncer was measured.
+    pub bouncer: Option<(f64, f64)>,
+    pub client_connect: Option<Value>,
+    pub backend_start: Option<Value>,
+    pub superuser_reserved_connections: Option<u32>,
+    pub txs: Vec<TxMeasured>,
+    /// Per transaction (same order), the wait / CPU fractions.
+    pub fractions: Vec<Fractions>,
+    /// σ, κ for the simulator (see [`residual_contention`]).
+    pub contention: (f64, f64),
+}
+
+/// The model file document.
+pub fn build_model(m: &ModelInputs) -> Value {
+    let mut transactions = Vec::new();
+    for (t, f) in m.txs.iter().zip(&m.fractions) {
+        transactions.push(json!({
+            "name": t.name,
+            "statements": t.statements,
+            "statement_wait": scale_dist(&t.best.dist, f.wait),
+            "statement_cpu": scale_dist(&t.best.dist, f.cpu),
+        }));
+    }
+    let rtt = sig4(m.rtt_ms);
+    let mut network = json!({
+        "app_postgres_rtt_ms": rtt,
+        "bouncer_postgres_rtt_ms": rtt,
+        "app_bouncer_rtt_ms": rtt,
+    });
+    let mut defaults = json!({
+        "network": {},
+        "workload": {"transactions": transactions},
+        "postgres": {
+            "cores": m.cores,
+            "contention_sigma": sig4(m.contention.0),
+            "contention_kappa": sig4(m.contention.1),
+        },
+    });
+    let pg = defaults["postgres"].as_object_mut().expect("object");
+    if let Some(b) = &m.backend_start {
+        pg.insert("backend_start".into(), b.clone());
+    }
+    if let Some(s) = m.superuser_reserved_connections {
+        pg.insert("superuser_reserved_connections".into(), json!(s));
+    }
+    let mut bouncer = Map::new();
+    if let Some((hop, cpu)) = m.bouncer {
+        network["app_bouncer_rtt_ms"] = json!(sig4(hop));
+        bouncer.insert(
+            "cpu_per_query".into(),
+            json!({"const_ms": sig4(cpu.max(MIN_BOUNCER_CPU_MS))}),
+        );
+    }
+    if let Some(c) = &m.client_connect {
+        bouncer.insert("client_connect".into(), c.clone());
+    }
+    if !bouncer.is_empty() {
+        defaults["pgbouncer"] = Value::Object(bouncer);
+    }
+    defaults["network"] = network;
+    json!({
+        "name": m.name,
+        "description": format!(
+            "Measured by `poolsim calibrate` on a live cluster ({} core(s) on the load generator's \
+             host). Statement times are the workload's own statements at concurrency 1, minus the \
+             round trip; their split into wait and CPU time, and the contention σ, κ, come from the \
+             throughput ceiling measured against concurrency directly against PostgreSQL, so \
+             everything that competed for the CPU on that host during the measurement (the load \
+             generator itself, PgBouncer if it shares the host, other work) is inside the fitted \
+             ceiling. See `provenance` for the figures and fits.",
+            m.cores
+        ),
+        "provenance": Value::Object(m.provenance.clone()),
+        "defaults": defaults,
+    })
+}
+
+fn fit_json(f: &Fitted) -> Value {
+    json!({
+        "family": f.dist.family(),
+        "dist": f.dist,
+        "ks_d": sig4(f.ks_d),
+        "ks_p": sig4(f.ks_p),
+        "n": f.n,
+    })
+}
+
+fn usl_json(u: &UslFit, unit: &str) -> Value {
+    let pair = |p: (f64, f64)| json!([sig4(p.0), sig4(p.1)]);
+    json!({
+        "unit": unit,
+        "lambda": sig4(u.lambda),
+        "lambda_ci95": pair(u.lambda_ci),
+        "sigma": sig4(u.sigma),
+        "sigma_ci95": pair(u.sigma_ci),
+        "kappa": sig4(u.kappa),
+        "kappa_ci95": pair(u.kappa_ci),
+        "r_squared": sig4(u.r_squared),
+        "peak_concurrency": u.peak_concurrency.map(sig4),
+        "peak_throughput": if u.peak_throughput.is_finite() { json!(sig4(u.peak_throughput)) } else { json!("unbounded") },
+        "points": u.n_points,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Live parts
+// ---------------------------------------------------------------------------------------------
+
+/// Measure and build the model (see the module documentation).
+pub fn calibrate(opts: &CalibrateOptions) -> Result<Calibration> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(2))
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(calibrate_async(opts, threads))
+}
+
+struct Budget {
+    start: Instant,
+    total: Duration,
+    pb: ProgressBar,
+}
+
+impl Budget {
+    fn share(&self, fraction: f64) -> Duration {
+        self.total.mul_f64(fraction)
+    }
+    fn tick(&self) {
+        self.pb
+            .set_position(self.start.elapsed().as_millis() as u64);
+    }
+    fn phase(&self, msg: &'static str) {
+        self.pb.set_message(msg);
+        self.tick();
+    }
+}
+
+async fn connect(ep: &Endpoint, what: &str) -> Result<Client> {
+    match ep.connect().await {
+        Ok(c) => Ok(c.client),
+        Err(e) => bail!("cannot connect to {what} at {}: {}", ep.shown, e.message),
+    }
+}
+
+async fn timed(client: &Client, sql: &str) -> Result<f64, tokio_postgres::Error> {
+    let t = Instant::now();
+    client.batch_execute(sql).await?;
+    Ok(t.elapsed().as_secs_f64() * 1000.0)
+}
+
+async fn rows(client: &Client, sql: &str) -> Result<Vec<Map<String, Value>>> {
+    let msgs = client
+        .simple_query(sql)
+        .await
+        .map_err(|e| anyhow!("`{sql}`: {}", error_text(&e)))?;
+    let mut out = Vec::new();
+    for m in msgs {
+        if let SimpleQueryMessage::Row(r) = m {
+            let mut row = Map::new();
+            for (i, c) in r.columns().iter().enumerate() {
+                row.insert(c.name().to_string(), json!(r.get(i).unwrap_or("")));
+            }
+            out.push(row);
+        }
+    }
+    Ok(out)
+}
+
+fn first(rows: &[Map<String, Value>], col: &str) -> Option<String> {
+    rows.first()?.get(col)?.as_str().map(str::to_string)
+}
+
+/// `SELECT 1` `n` times (or until `limit`) on `direct`, alternating with `other` when given;
+/// latencies in ms.
+async fn select1(
+    direct: &Client,
+    other: Option<&Client>,
+    n: usize,
+    limit: Duration,
+    b: &Budget,
+) -> Result<(Vec<f64>, Vec<f64>)> {
+    let end = Instant::now() + limit;
+    let mut v = Vec::with_capacity(n);
+    let mut w = Vec::with_capacity(n);
+    while v.len() < n && (v.len() < 20 || Instant::now() < end) {
+        v.push(
+            timed(direct, "SELECT 1")
+                .await
+                .map_err(|e| anyhow!("SELECT 1: {}", error_text(&e)))?,
+        );
+        if let Some(o) = other {
+            w.push(
+                timed(o, "SELECT 1")
+                    .await
+                    .map_err(|e| anyhow!("SELECT 1 through PgBouncer: {}", error_text(&e)))?,
+            );
+        }
+        if v.len().is_multiple_of(50) {
+            b.tick();
+        }
+    }
+    Ok((v, w))
+}
+
+/// Inodes of the TCP sockets listening on `port` on this host.
+fn listening_inodes(port: u16) -> Vec<String> {
+    let mut out = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let local_port = f
+                .get(1)
+                .and_then(|a| a.rsplit(':').next())
+                .and_then(|h| u16::from_str_radix(h, 16).ok());
+            if f.get(3) == Some(&"0A") && local_port == Some(port) {
+                if let Some(inode) = f.get(9) {
+                    out.push(inode.to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Whether process `pid` holds one of the socket `inodes`.
+fn holds_socket(pid: u32, inodes: &[String]) -> bool {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path()).is_ok_and(|l| {
+            let l = l.to_string_lossy();
+            inodes.iter().any(|i| l == format!("socket:[{i}]"))
+        })
+    })
+}
+
+/// The local PgBouncer process listening on `port`: the one that holds the listening socket,
+/// or the only PgBouncer on this host when that cannot be told.
+fn local_pgbouncer(port: u16) -> Option<u32> {
+    let found = pgbouncer_pids()?;
+    let inodes = listening_inodes(port);
+    if let Some(&pid) = found.iter().find(|&&pid| holds_socket(pid, &inodes)) {
+        return Some(pid);
+    }
+    (found.len() == 1).then(|| found[0])
+}
+
+fn pgbouncer_pids() -> Option<Vec<u32>> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if std::fs::read_to_string(entry.path().join("comm")).is_ok_and(|c| c.trim() == "pgbouncer")
+        {
+            found.push(pid);
+        }
+    }
+    Some(found)
+}
+
+/// utime + stime of a process, in seconds.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // after the command: field 3 (state) is f[0]; utime is field 14, stime field 15
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    Some((utime + stime) / CLK_TCK)
+}
+
+fn is_loopback(ep: &Endpoint) -> bool {
+    ep.config.get_hosts().iter().all(|h| match h {
+        tokio_postgres::config::Host::Tcp(s) => {
+            s == "localhost" || s.starts_with("127.") || s == "::1"
+        }
+        #[cfg(unix)]
+        tokio_postgres::config::Host::Unix(_) => true,
+    })
+}
+
+async fn total_queries(admin: &Client) -> Option<f64> {
+    let r = rows(admin, "SHOW STATS").await.ok()?;
+    Some(
+        r.iter()
+            .filter_map(|row| row.get("total_query_count")?.as_str()?.parse::<f64>().ok())
+            .sum(),
+    )
+}
+
+/// Run one transaction; per-statement latencies (ms) of the SQL statements.
+async fn run_tx(
+    client: &Client,
+    tx: &LiveTx,
+    values: &[i64],
+    buf: &mut String,
+    out: &mut Vec<f64>,
+) -> Result<(), String> {
+    let err = |e: tokio_postgres::Error| error_text(&e);
+    if tx.block {
+        client.batch_execute("BEGIN").await.map_err(err)?;
+    }
+    for st in &tx.statements {
+        buf.clear();
+        st.render(values, buf);
+        match timed(client, buf).await {
+            Ok(ms) => out.push(ms),
+            Err(e) => {
+                if tx.block {
+                    let _ = client.batch_execute("ROLLBACK").await;
+                }
+                return Err(err(e));
+            }
+        }
+    }
+    if tx.block {
+        client.batch_execute("COMMIT").await.map_err(err)?;
+    }
+    Ok(())
+}
+
+fn tx_failed(tx: &LiveTx, msg: &str) -> anyhow::Error {
+    anyhow!("transaction `{}` of the workload failed: {msg}", tx.name)
+}
+
+async fn connect_costs(
+    ep: &Endpoint,
+    what: &str,
+    n: usize,
+    limit: Duration,
+    rtt_ms: f64,
+) -> Result<Vec<f64>> {
+    let end = Instant::now() + limit;
+    let mut v = Vec::new();
+    while v.len() < n && (v.len() < 5 || Instant::now() < end) {
+        let t = Instant::now();
+        let c = connect(ep, what).await?;
+        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        drop(c);
+        v.push((ms - 2.0 * rtt_ms).max(0.001));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(v)
+}
+
+fn lognormal_of(samples: &[f64]) -> Value {
+    let med = sig4(median(samples));
+    let p95 = sig4(quantile(samples, 0.95)).max(sig4(med * 1.05));
+    json!({"lognormal": {"median_ms": med, "p95_ms": p95}})
+}
+
+/// One closed-loop level: `clients` connections running the mix for `dur` after `warm`.
+async fn run_level(
+    clients: &[Arc<Client>],
+    txs: &Arc<Vec<LiveTx>>,
+    cum_weights: &Arc<Vec<f64>>,
+    warm: Duration,
+    dur: Duration,
+    seed: u64,
+) -> Result<Vec<LevelPoint>> {
+    let t0 = Instant::now() + warm;
+    let end = t0 + dur;
+    let mut tasks = Vec::new();
+    for (i, c) in clients.iter().enumerate() {
+        let c = c.clone();
+        let txs = txs.clone();
+        let cw = cum_weights.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed ^ (i as u64 * 0x9E37_79B9));
+            let mut values = Vec::new();
+            let mut buf = String::new();
+            let mut lat = Vec::new();
+            // (completion offset from t0 in s, statements, statement latency sum ms)
+            let mut done: Vec<(f64, usize, f64)> = Vec::new();
+            let total = *cw.last().unwrap_or(&1.0);
+            loop {
+                let now = Instant::now();
+                if now >= end {
+                    break;
+                }
+                let u = rng.random::<f64>() * total;
+                let k = cw.iter().position(|&w| u < w).unwrap_or(cw.len() - 1);
+                let tx = &txs[k];
+                tx.draw(&mut rng, &mut values);
+                lat.clear();
+                if let Err(m) = run_tx(&c, tx, &values, &mut buf, &mut lat).await {
+                    return Err(tx_failed(tx, &m));
+                }
+                let fin = Instant::now();
+                if fin >= t0 && fin <= end {
+                    done.push(((fin - t0).as_secs_f64(), lat.len(), lat.iter().sum::<f64>()));
+                }
+            }
+            Ok(done)
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.map_err(|e| anyhow!("load task: {e}"))??);
+    }
+    // two windows per level: two points for the fit
+    let half = dur.as_secs_f64() / 2.0;
+    let mut out = Vec::new();
+    for w in 0..2 {
+        let lo = half * w as f64;
+        let hi = lo + half;
+        let sel: Vec<&(f64, usize, f64)> = all.iter().filter(|d| d.0 >= lo && d.0 < hi).collect();
+        let stmts: usize = sel.iter().map(|d| d.1).sum();
+        let lat: f64 = sel.iter().map(|d| d.2).sum();
+        if stmts == 0 {
+            continue;
+        }
+        out.push(LevelPoint {
+            clients: clients.len(),
+            statements_per_s: stmts as f64 / half,
+            transactions_per_s: sel.len() as f64 / half,
+            statement_latency_ms: lat / stmts as f64,
+        });
+    }
+    Ok(out)
+}
+
+async fn calibrate_async(opts: &CalibrateOptions, cores: usize) -> Result<Calibration> {
+    let pb = if opts.progress {
+        let pb = ProgressBar::with_draw_target(
+            Some(opts.budget.as_millis() as u64),
+            ProgressDrawTarget::stderr(),
+        );
+        pb.set_style(
+            ProgressStyle::with_template("{spinner} calibrating [{bar:30}] {elapsed} {msg}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        pb
+    } else {
+        ProgressBar::hidden()
+    };
+    let b = Budget {
+        start: Instant::now(),
+        total: opts.budget,
+        pb,
+    };
+    let r = measure(opts, cores, &b).await;
+    b.pb.finish_and_clear();
+    // let the connection tasks send their Terminate messages
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    r
+}
+
+async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Calibration> {
+    // --- the workload
+    let loaded = load_experiment(&opts.workload, &[])?;
+    let (file, problems) = parse_file(&loaded.doc);
+    if let Some(p) = problems.first() {
+        return Err(crate::experiment::Invalid(problems.clone()))
+            .with_context(|| format!("{}: {p}", opts.workload.display()));
+    }
+    let txs = compile(&file).map_err(crate::experiment::Invalid)?;
+    if txs.is_empty() {
+        bail!(
+            "{}: the workload has no transactions to measure",
+            opts.workload.display()
+        );
+    }
+    let weights: Vec<f64> = file
+        .workload
+        .as_ref()
+        .map(|w| {
+            w.transactions
+                .iter()
+                .map(|t| t.weight.unwrap_or(1.0).max(0.0))
+                .collect()
+        })
+        .unwrap_or_default();
+
+    let pg = Endpoint::parse("--pg", &opts.pg, APPLICATION_NAME).map_err(|m| anyhow!(m))?;
+    let bouncer = match &opts.bouncer {
+        Some(u) => Some(Endpoint::parse("--bouncer", u, APPLICATION_NAME).map_err(|m| anyhow!(m))?),
+        None => None,
+    };
+    let admin_ep = match (&opts.bouncer_admin, &bouncer) {
+        (Some(u), _) => {
+            Some(Endpoint::parse("--bouncer-admin", u, APPLICATION_NAME).map_err(|m| anyhow!(m))?)
+        }
+        (None, Some(bep)) => Some(bep.with_dbname("pgbouncer", APPLICATION_NAME)),
+        _ => None,
+    };
+
+    // --- 1. provenance
+    b.phase("provenance");
+    let direct = connect(&pg, "PostgreSQL").await?;
+    let mut prov = Map::new();
+    prov.insert(
+        "method".into(),
+        json!(
+            "poolsim calibrate: SELECT 1 round trips direct and through PgBouncer; the workload's \
+               transactions at concurrency 1, direct, each statement timed, minus the round trip, \
+               fitted by maximum likelihood (lognormal, gamma, exponential; empirical table when \
+               none passes KS at 1 %); closed-loop throughput of the workload mix against \
+               concurrency, direct, fitted to the USL; wait/CPU split from the throughput ceiling; \
+               new connections timed minus two round trips"
+        ),
+    );
+    prov.insert("command".into(), json!(opts.command));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    prov.insert("date".into(), json!(utc_timestamp(now)));
+    prov.insert(
+        "workload".into(),
+        json!(opts.workload.display().to_string()),
+    );
+    prov.insert("postgres_url".into(), json!(pg.shown));
+    let mut pg_settings = Map::new();
+    for s in [
+        "server_version",
+        "max_connections",
+        "superuser_reserved_connections",
+        "shared_buffers",
+    ] {
+        let r = rows(&direct, &format!("SHOW {s}")).await?;
+        pg_settings.insert(s.into(), json!(first(&r, s).unwrap_or_default()));
+    }
+    let superuser_reserved = pg_settings
+        .get("superuser_reserved_connections")
+        .and_then(|v| v.as_str()?.parse().ok());
+    prov.insert("postgres".into(), Value::Object(pg_settings.clone()));
+    prov.insert(
+        "cores".into(),
+        json!({
+            "count": cores,
+            "note": "CPUs available to the load generator's process on its host (std::thread::available_parallelism); with the servers on loopback, also the servers' host",
+        }),
+    );
+    let mut admin: Option<Client> = None;
+    if let Some(aep) = &admin_ep {
+        match aep.connect().await {
+            Ok(c) => {
+                let mut bp = Map::new();
+                let v = rows(&c.client, "SHOW VERSION").await.unwrap_or_default();
+                let version = v
+                    .first()
+                    .and_then(|r| r.values().next())
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+                    .to_string();
+                bp.insert("version".into(), json!(version));
+                let cfg = rows(&c.client, "SHOW CONFIG").await.unwrap_or_default();
+                for key in ["pool_mode", "default_pool_size", "max_client_conn"] {
+                    if let Some(r) = cfg
+                        .iter()
+                        .find(|r| r.get("key").and_then(|k| k.as_str()) == Some(key))
+                    {
+                        bp.insert(key.into(), r.get("value").cloned().unwrap_or(Value::Null));
+                    }
+                }
+                bp.insert("admin_url".into(), json!(aep.shown));
+                prov.insert("pgbouncer".into(), Value::Object(bp));
+                admin = Some(c.client);
+            }
+            Err(e) => {
+                prov.insert(
+                    "pgbouncer_admin".into(),
+                    json!(format!("not reachable at {}: {}", aep.shown, e.message)),
+                );
+            }
+        }
+    }
+
+    // --- 2. round trips
+    b.phase("round trips");
+    let bc = match &bouncer {
+        Some(bep) => Some(connect(bep, "PgBouncer").await?),
+        None => None,
+    };
+    // direct and through PgBouncer interleaved, so that both see the same conditions
+    let (mut direct_rtts, via) = select1(&direct, bc.as_ref(), 400, b.share(0.05), b).await?;
+    let mut summary = String::new();
+    let mut bouncer_split = None;
+    let mut bouncer_client: Option<Client> = None;
+    let mut m_bouncer = Value::Null;
+    let rtt_phase2 = median(&direct_rtts);
+    if let (Some(bep), Some(bc)) = (&bouncer, bc) {
+        let rtt = rtt_phase2;
+        let via_med = median(&via);
+        let (hop, added_cpu) = split_bouncer_latency(rtt, via_med);
+        let mut cpu = added_cpu;
+        let mut cpu_method =
+            "PgBouncer's added latency: median of SELECT 1 through it minus the direct median"
+                .to_string();
+        let mut proc_figure = Value::Null;
+        if is_loopback(bep) {
+            let port = bep.config.get_ports().first().copied().unwrap_or(5432);
+            if let Some(pid) = local_pgbouncer(port) {
+                b.phase("PgBouncer CPU");
+                let q0 = match &admin {
+                    Some(a) => total_queries(a).await,
+                    None => None,
+                };
+                let c0 = cpu_seconds(pid);
+                let end = Instant::now() + b.share(0.07);
+                let mut n = 0usize;
+                while n < 3000 || (Instant::now() < end && n < 50_000) {
+                    bc.batch_execute("SELECT 1")
+                        .await
+                        .map_err(|e| anyhow!("SELECT 1 through PgBouncer: {}", error_text(&e)))?;
+                    n += 1;
+                    if n.is_multiple_of(200) {
+                        b.tick();
+                        if Instant::now() >= end && n >= 3000 {
+                            break;
+                        }
+                    }
+                }
+                let c1 = cpu_seconds(pid);
+                let q1 = match &admin {
+                    Some(a) => total_queries(a).await,
+                    None => None,
+                };
+                if let (Some(c0), Some(c1)) = (c0, c1) {
+                    let queries = match (q0, q1) {
+                        (Some(a), Some(b)) if b - a >= n as f64 => b - a,
+                        _ => n as f64,
+                    };
+                    let ms = (c1 - c0) * 1000.0 / queries;
+                    proc_figure = json!({
+                        "pid": pid, "cpu_s": sig4(c1 - c0), "queries": queries,
+                        "ms_per_query": sig4(ms),
+                        "resolution_ms_per_query": sig4(1000.0 / CLK_TCK / queries),
+                    });
+                    if c1 > c0 {
+                        cpu = ms.max(MIN_BOUNCER_CPU_MS);
+                        cpu_method = format!(
+                            "CPU time of the local PgBouncer process (pid {pid}, /proc utime+stime at {CLK_TCK} ticks/s) over {queries} queries (SHOW STATS count when available)"
+                        );
+                    }
+                }
+            }
+        }
+        bouncer_split = Some((hop, cpu));
+        m_bouncer = json!({
+            "select1_median_ms": sig4(via_med),
+            "select1_samples": via.len(),
+            "added_latency_ms": sig4(via_med - rtt),
+            "cpu_per_query_ms": sig4(cpu),
+            "cpu_per_query_method": cpu_method,
+            "proc": proc_figure,
+        });
+        bouncer_client = Some(bc);
+    }
+    // --- 3. per transaction type at concurrency 1, each transaction followed by a SELECT 1
+    // (the round trip subtracted is measured under the same conditions)
+    let mut raw = Vec::new();
+    let share = b.share(0.2).div_f64(txs.len() as f64);
+    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(7);
+    for tx in &txs {
+        b.phase("transactions at concurrency 1");
+        let end = Instant::now() + share;
+        let mut lat = Vec::new();
+        let mut values = Vec::new();
+        let mut buf = String::new();
+        let mut n = 0usize;
+        while n < 500 && (n < 30 || Instant::now() < end) {
+            tx.draw(&mut rng, &mut values);
+            run_tx(&direct, tx, &values, &mut buf, &mut lat)
+                .await
+                .map_err(|m| tx_failed(tx, &m))?;
+            direct_rtts.push(
+                timed(&direct, "SELECT 1")
+                    .await
+                    .map_err(|e| anyhow!("SELECT 1: {}", error_text(&e)))?,
+            );
+            n += 1;
+            if n.is_multiple_of(20) {
+                b.tick();
+            }
+        }
+        raw.push(lat);
+    }
+    let rtt = median(&direct_rtts);
+    // the client ↔ PgBouncer hop costs the direct round trip (loopback)
+    let bouncer_split = bouncer_split.map(|(_, cpu): (f64, f64)| (rtt, cpu));
+    let mut measured = Vec::new();
+    let mut fit_methods = Vec::new();
+    for (i, (tx, lat)) in txs.iter().zip(raw).enumerate() {
+        let (m, method) = statement_fit(tx, weights.get(i).copied().unwrap_or(1.0), &lat, rtt)?;
+        measured.push(m);
+        fit_methods.push(method);
+    }
+    prov.insert(
+        "round_trip".into(),
+        json!({
+            "direct_select1_median_ms": sig4(rtt),
+            "direct_select1_p95_ms": sig4(quantile(&direct_rtts, 0.95)),
+            "samples": direct_rtts.len(),
+            "note": "SELECT 1 at concurrency 1, direct, interleaved with the workload's transactions; network.app_postgres_rtt_ms is the median; bouncer_postgres_rtt_ms and app_bouncer_rtt_ms are set to the same figure (loopback: the same hop cost)",
+        }),
+    );
+    if !m_bouncer.is_null() {
+        prov.insert("pgbouncer_latency".into(), m_bouncer.clone());
+    }
+
+    // --- 4. throughput against concurrency
+    let max_c = opts.max_concurrency.unwrap_or((4 * cores).max(8)).max(1);
+    let lv = levels(max_c);
+    let usl_share = b.share(0.5);
+    let per_level = usl_share.div_f64(lv.len() as f64);
+    let warm = per_level.mul_f64(0.15).min(Duration::from_millis(500));
+    let dur = per_level
+        .saturating_sub(warm)
+        .max(Duration::from_millis(200));
+    let txs_arc = Arc::new(txs.clone());
+    let mut cum = Vec::new();
+    let mut acc = 0.0;
+    for m in &measured {
+        acc += m.weight;
+        cum.push(acc);
+    }
+    if acc <= 0.0 {
+        cum = (1..=measured.len()).map(|i| i as f64).collect();
+    }
+    let cum = Arc::new(cum);
+    let mut pool: Vec<Arc<Client>> = Vec::new();
+    let mut points = Vec::new();
+    for (li, &n) in lv.iter().enumerate() {
+        b.phase("throughput against concurrency");
+        while pool.len() < n {
+            pool.push(Arc::new(connect(&pg, "PostgreSQL").await?));
+        }
+        let ticker = {
+            let pb = b.pb.clone();
+            let start = b.start;
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    pb.set_position(start.elapsed().as_millis() as u64);
+                }
+            })
+        };
+        let r = run_level(&pool[..n], &txs_arc, &cum, warm, dur, 1000 + li as u64).await;
+        ticker.abort();
+        points.extend(r?);
+    }
+    drop(pool);
+    let usl_points: Vec<(f64, f64)> = points
+        .iter()
+        .map(|p| (p.clients as f64, p.statements_per_s))
+        .collect();
+    let usl = fit::fit_usl(&usl_points);
+    let latency_points: Vec<(f64, f64)> = points
+        .iter()
+        .map(|p| (p.clients as f64, p.statement_latency_ms))
+        .collect();
+    let total_w: f64 = measured.iter().map(|m| m.weight).sum::<f64>().max(1e-12);
+    // mean statement latency of the mix at concurrency 1 (statement-weighted)
+    let stmt_w: f64 = measured
+        .iter()
+        .map(|m| m.weight / total_w * m.statements as f64)
+        .sum();
+    let s1_full: f64 = measured
+        .iter()
+        .map(|m| m.weight / total_w * m.statements as f64 * m.latency_mean_ms)
+        .sum::<f64>()
+        / stmt_w.max(1e-12);
+    let s1_service: f64 = measured
+        .iter()
+        .map(|m| m.weight / total_w * m.statements as f64 * fit_mean(&m.service_ms))
+        .sum::<f64>()
+        / stmt_w.max(1e-12);
+    let split = fit::split_wait_cpu(s1_full, &latency_points, cores as f64)
+        .map_err(|e| anyhow!("splitting wait and CPU time: {e}"))?;
+    // the CPU time the ceiling implies, uncapped (see `fractions`)
+    let cpu_ms = 1000.0 * cores as f64 / split.max_throughput_per_s;
+    // the mix's CPU share of its service time, applied to every type alike
+    let mix = fractions(s1_service, cpu_ms);
+    let ones: Vec<f64> = points
+        .iter()
+        .filter(|p| p.clients == 1)
+        .map(|p| p.statements_per_s)
+        .collect();
+    let contention = residual_contention(&usl_points, fit_mean(&ones), split.max_throughput_per_s);
+    let fr: Vec<Fractions> = measured.iter().map(|_| mix).collect();
+
+    // --- 5. connection set-up
+    b.phase("connection set-up");
+    let backend = connect_costs(&pg, "PostgreSQL", 20, b.share(0.05), rtt).await?;
+    let client_connect = match &bouncer {
+        Some(bep) => Some(connect_costs(bep, "PgBouncer", 20, b.share(0.05), rtt).await?),
+        None => None,
+    };
+
+    // --- provenance of the fits
+    let mut tx_prov = Map::new();
+    for ((m, f), method) in measured.iter().zip(&fr).zip(&fit_methods) {
+        tx_prov.insert(
+            m.name.clone(),
+            json!({
+                "statements": m.statements,
+                "samples": m.service_ms.len(),
+                "latency_mean_ms": sig4(m.latency_mean_ms),
+                "service_mean_ms": sig4(fit_mean(&m.service_ms)),
+                "service_p95_ms": sig4(quantile(&m.service_ms, 0.95)),
+                "best": fit_json(&m.best),
+                "fits": m.all.iter().map(fit_json).collect::<Vec<_>>(),
+                "method": method,
+                "wait_fraction": sig4(f.wait),
+                "cpu_fraction": sig4(f.cpu),
+            }),
+        );
+    }
+    prov.insert("transactions".into(), Value::Object(tx_prov));
+    let usl_value = match &usl {
+        Ok(u) => usl_json(u, "statements/s"),
+        Err(e) => json!({"error": e.to_string()}),
+    };
+    prov.insert("usl".into(), usl_value.clone());
+    prov.insert(
+        "throughput_points".into(),
+        json!(points
+            .iter()
+            .map(|p| json!([
+                p.clients,
+                sig4(p.statements_per_s),
+                sig4(p.statement_latency_ms)
+            ]))
+            .collect::<Vec<_>>()),
+    );
+    prov.insert(
+        "contention".into(),
+        json!({
+            "sigma": sig4(contention.0),
+            "kappa": sig4(contention.1),
+            "note": "the simulator shares postgres.cores among the statements in their CPU phase (which caps throughput at the measured ceiling, through statement_cpu) and applies contention_sigma / contention_kappa on top of that, to the same statements; so they are not the USL's σ, κ (under `usl`, which include the cores' saturation) but the throughput loss beyond min(N × X(1), ceiling), fitted the same way (σ, κ ≥ 0)",
+        }),
+    );
+    let regime = match split.regime {
+        SplitRegime::CpuCeiling => "cpu_ceiling",
+        SplitRegime::CeilingNotReached => "ceiling_not_reached",
+        SplitRegime::NonCpuCeiling => "non_cpu_ceiling",
+    };
+    prov.insert(
+        "wait_cpu_split".into(),
+        json!({
+            "statement_latency_c1_ms": sig4(s1_full),
+            "statement_service_c1_ms": sig4(s1_service),
+            "ceiling_statements_per_s": sig4(split.max_throughput_per_s),
+            "cpu_ms": sig4(cpu_ms),
+            "regime": regime,
+            "note": "cpu = cores / highest statements/s measured; statement_cpu and statement_wait are the fitted service-time distribution scaled by the CPU and wait fractions of the service time (the mix's fractions, for every type). When the ceiling implies more CPU than the service time, the CPU part is kept (the round trip on loopback is CPU work too) and the single-client latency is overstated by up to one round trip",
+        }),
+    );
+    prov.insert(
+        "backend_start".into(),
+        json!({"samples": backend.len(), "median_ms": sig4(median(&backend)), "p95_ms": sig4(quantile(&backend, 0.95)), "method": "new direct connection (TCP, startup, authentication) minus two round trips"}),
+    );
+    if let Some(cc) = &client_connect {
+        prov.insert(
+            "client_connect".into(),
+            json!({"samples": cc.len(), "median_ms": sig4(median(cc)), "p95_ms": sig4(quantile(cc, 0.95)), "method": "new client connection through PgBouncer minus two round trips"}),
+        );
+    }
+
+    // --- close everything before building the report
+    drop(direct);
+    drop(bouncer_client);
+    drop(admin);
+
+    let inputs = ModelInputs {
+        name: opts.name.clone(),
+        provenance: prov,
+        cores,
+        rtt_ms: rtt,
+        bouncer: bouncer_split,
+        client_connect: client_connect.as_deref().map(lognormal_of),
+        backend_start: Some(lognormal_of(&backend)),
+        superuser_reserved_connections: superuser_reserved,
+        txs: measured.clone(),
+        fractions: fr.clone(),
+        contention,
+    };
+    let model = build_model(&inputs);
+
+    // --- the human report
+    use std::fmt::Write as _;
+    let s = &mut summary;
+    let _ = writeln!(s, "calibration of {} ({} core(s) here)", pg.shown, cores);
+    let _ = writeln!(
+        s,
+        "  PostgreSQL {}  max_connections {}  shared_buffers {}",
+        pg_settings["server_version"].as_str().unwrap_or("?"),
+        pg_settings["max_connections"].as_str().unwrap_or("?"),
+        pg_settings["shared_buffers"].as_str().unwrap_or("?"),
+    );
+    if let Some(bp) = model["provenance"].get("pgbouncer") {
+        let _ = writeln!(
+            s,
+            "  {}  pool_mode {}  default_pool_size {}",
+            bp["version"].as_str().unwrap_or("PgBouncer ?"),
+            bp["pool_mode"].as_str().unwrap_or("?"),
+            bp["default_pool_size"].as_str().unwrap_or("?"),
+        );
+    }
+    let _ = writeln!(
+        s,
+        "round trip (SELECT 1, direct): median {:.4} ms over {} samples",
+        rtt,
+        direct_rtts.len()
+    );
+    if let Some((hop, cpu)) = bouncer_split {
+        let _ =
+            writeln!(
+            s,
+            "through PgBouncer: +{:.4} ms  → app_bouncer_rtt {:.4} ms, cpu_per_query {:.4} ms ({})",
+            m_bouncer["added_latency_ms"].as_f64().unwrap_or(0.0),
+            hop,
+            cpu,
+            if m_bouncer["proc"].is_null() { "from the added latency" } else { "from /proc" }
+        );
+    }
+    for (m, f) in measured.iter().zip(&fr) {
+        let _ = writeln!(
+            s,
+            "transaction {}: {} statement(s), {} samples, service mean {:.4} ms, best {} (KS D {:.3}, p {:.3})",
+            m.name,
+            m.statements,
+            m.service_ms.len(),
+            fit_mean(&m.service_ms),
+            m.best.dist.family(),
+            m.best.ks_d,
+            m.best.ks_p
+        );
+        for a in &m.all {
+            let _ = writeln!(
+                s,
+                "    {:<10} KS D {:.3}  p {:.3}",
+                a.dist.family(),
+                a.ks_d,
+                a.ks_p
+            );
+        }
+        let _ = writeln!(
+            s,
+            "    statement_wait {}  statement_cpu {}",
+            scale_dist(&m.best.dist, f.wait),
+            scale_dist(&m.best.dist, f.cpu)
+        );
+    }
+    let _ = writeln!(s, "throughput (statements/s) against clients, direct:");
+    for p in &points {
+        let _ = writeln!(
+            s,
+            "    N={:<3} {:>9.0}/s  latency {:.3} ms",
+            p.clients, p.statements_per_s, p.statement_latency_ms
+        );
+    }
+    match &usl {
+        Ok(u) => {
+            let _ = writeln!(
+                s,
+                "USL: λ {:.0}/s [{:.0}, {:.0}]  σ {:.4} [{:.4}, {:.4}]  κ {:.5} [{:.5}, {:.5}]  R² {:.3}  N* {}",
+                u.lambda,
+                u.lambda_ci.0,
+                u.lambda_ci.1,
+                u.sigma,
+                u.sigma_ci.0,
+                u.sigma_ci.1,
+                u.kappa,
+                u.kappa_ci.0,
+                u.kappa_ci.1,
+                u.r_squared,
+                u.peak_concurrency
+                    .map_or("none (κ = 0)".to_string(), |n| format!("{n:.1}"))
+            );
+        }
+        Err(e) => {
+            let _ = writeln!(s, "USL: no fit ({e}); contention set to 0");
+        }
+    }
+    let _ = writeln!(
+        s,
+        "wait/CPU: ceiling {:.0} statements/s on {} core(s) → {:.4} ms CPU per statement ({regime}); fractions of the service time: wait {:.3}, cpu {:.3}",
+        split.max_throughput_per_s, cores, cpu_ms, mix.wait, mix.cpu
+    );
+    let _ = writeln!(
+        s,
+        "contention for the simulator (beyond the cores' saturation): σ {:.4}, κ {:.5}",
+        contention.0, contention.1
+    );
+    let _ = writeln!(
+        s,
+        "backend start: median {:.3} ms, p95 {:.3} ms ({} connections)",
+        median(&backend),
+        quantile(&backend, 0.95),
+        backend.len()
+    );
+    if let Some(cc) = &client_connect {
+        let _ = writeln!(
+            s,
+            "client connect through PgBouncer: median {:.3} ms, p95 {:.3} ms ({} connections)",
+            median(cc),
+            quantile(cc, 0.95),
+            cc.len()
+        );
+    }
+    let measurements = json!({
+        "round_trip_ms": {"direct_median": rtt, "direct_samples": direct_rtts.len()},
+        "pgbouncer": m_bouncer,
+        "usl": usl_value,
+        "throughput_points": points.iter().map(|p| json!({
+            "clients": p.clients, "statements_per_s": p.statements_per_s,
+            "transactions_per_s": p.transactions_per_s, "statement_latency_ms": p.statement_latency_ms,
+        })).collect::<Vec<_>>(),
+        "split": split,
+        "elapsed_s": b.start.elapsed().as_secs_f64(),
+    });
+    Ok(Calibration {
+        model,
+        summary,
+        measurements,
+    })
+}
+
+/// Fit a transaction type's statement service time from its statement latencies and the
+/// round trip. When at least 95 % of the latencies exceed the round trip, the service times are
+/// `latency − rtt`, fitted as they are; otherwise (statements about as fast as `SELECT 1`, where
+/// the subtraction leaves mostly noise) the latencies are fitted and the distribution scaled by
+/// `mean(service) / mean(latency)`, which keeps its shape and gives the right mean.
+fn statement_fit(tx: &LiveTx, weight: f64, lat: &[f64], rtt: f64) -> Result<(TxMeasured, String)> {
+    let fail = |e: fit::FitError| anyhow!("fitting the statement times of `{}`: {e}", tx.name);
+    let latency_mean = fit_mean(lat);
+    let service_mean = (latency_mean - rtt).max(0.001);
+    let (best, all, service, method) = if quantile(lat, 0.05) > rtt {
+        let service: Vec<f64> = lat.iter().map(|&x| (x - rtt).max(0.001)).collect();
+        (
+            fit::best_fit(&service).map_err(fail)?,
+            fit::fit_all(&service).map_err(fail)?,
+            service,
+            "statement latency minus the median round trip, fitted".to_string(),
+        )
+    } else {
+        let k = service_mean / latency_mean;
+        let scale = |f: Fitted| Fitted {
+            dist: scaled(&f.dist, k),
+            ..f
+        };
+        (
+            scale(fit::best_fit(lat).map_err(fail)?),
+            fit::fit_all(lat)
+                .map_err(fail)?
+                .into_iter()
+                .map(scale)
+                .collect(),
+            lat.iter().map(|&x| x * k).collect(),
+            format!(
+                "statement latency fitted (the KS figures are of that fit), then scaled by {:.4} = mean service / mean latency: fewer than 95 % of the latencies exceed the round trip",
+                k
+            ),
+        )
+    };
+    Ok((
+        TxMeasured {
+            name: tx.name.clone(),
+            statements: tx.statements.len(),
+            weight,
+            latency_mean_ms: latency_mean,
+            service_ms: service,
+            best,
+            all,
+        },
+        method,
+    ))
+}
+
+/// A distribution with every time value multiplied by `k`.
+fn scaled(d: &DistFit, k: f64) -> DistFit {
+    match d {
+        DistFit::Lognormal {
+            median_ms,
+            p95_ms,
+            mu,
+            sigma,
+        } => DistFit::Lognormal {
+            median_ms: median_ms * k,
+            p95_ms: p95_ms * k,
+            mu: mu + k.ln(),
+            sigma: *sigma,
+        },
+        DistFit::Gamma { shape, mean_ms } => DistFit::Gamma {
+            shape: *shape,
+            mean_ms: mean_ms * k,
+        },
+        DistFit::Exponential { mean_ms } => DistFit::Exponential {
+            mean_ms: mean_ms * k,
+        },
+        DistFit::Empirical { quantiles } => DistFit::Empirical {
+            quantiles: quantiles.iter().map(|&(p, x)| (p, x * k)).collect(),
+        },
+    }
+}
+
+fn fit_mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len().max(1) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiment::load::merge;
+
+    #[test]
+    fn bouncer_latency_splits_into_hop_and_cpu() {
+        assert_eq!(split_bouncer_latency(0.1, 0.15).0, 0.1);
+        assert!((split_bouncer_latency(0.1, 0.15).1 - 0.05).abs() < 1e-12);
+        // never below the floor, even when PgBouncer looked faster than direct
+        assert_eq!(split_bouncer_latency(0.1, 0.09).1, MIN_BOUNCER_CPU_MS);
+        assert_eq!(split_bouncer_latency(0.1, 0.1).1, MIN_BOUNCER_CPU_MS);
+    }
+
+    #[test]
+    fn distributions_scale_in_every_time_value() {
+        let ln = DistFit::Lognormal {
+            median_ms: 1.0,
+            p95_ms: 3.0,
+            mu: 0.0,
+            sigma: 0.67,
+        };
+        assert_eq!(
+            scale_dist(&ln, 0.25),
+            json!({"lognormal": {"median_ms": 0.25, "p95_ms": 0.75}})
+        );
+        let g = DistFit::Gamma {
+            shape: 2.0,
+            mean_ms: 4.0,
+        };
+        assert_eq!(
+            scale_dist(&g, 0.5),
+            json!({"gamma": {"shape": 2.0, "mean_ms": 2.0}})
+        );
+        let e = DistFit::Exponential { mean_ms: 2.0 };
+        assert_eq!(scale_dist(&e, 1.5), json!({"exp": {"mean_ms": 3.0}}));
+        let q = DistFit::Empirical {
+            quantiles: vec![(0.0, 1.0), (0.5, 2.0), (1.0, 4.0)],
+        };
+        assert_eq!(
+            scale_dist(&q, 0.5),
+            json!({"empirical": {"quantiles": [[0.0, 0.5], [0.5, 1.0], [1.0, 2.0]]}})
+        );
+        assert_eq!(scale_dist(&g, 0.0), json!({"const_ms": 0.0}));
+        // every scaled form parses as an experiment duration
+        for v in [
+            scale_dist(&ln, 0.3),
+            scale_dist(&g, 0.3),
+            scale_dist(&e, 0.3),
+            scale_dist(&q, 0.3),
+            scale_dist(&q, 0.0),
+        ] {
+            serde_json::from_value::<crate::experiment::file::DurationSpec>(v).unwrap();
+        }
+    }
+
+    #[test]
+    fn helpers() {
+        assert_eq!(levels(8), vec![1, 2, 4, 8]);
+        assert_eq!(levels(12), vec![1, 2, 4, 8, 12]);
+        assert_eq!(levels(1), vec![1]);
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(quantile(&[1.0, 2.0, 3.0, 4.0, 5.0], 0.95), 4.8);
+        assert_eq!(sig4(0.123456), 0.1235);
+        assert_eq!(sig4(12345.0), 12350.0);
+        assert_eq!(utc_timestamp(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc_timestamp(1_709_210_096), "2024-02-29T12:34:56Z");
+        assert_eq!(utc_timestamp(1_767_225_599), "2025-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn contention_is_what_the_cores_do_not_explain() {
+        // pure core saturation: nothing left over
+        let pts = [(1.0, 1000.0), (2.0, 2000.0), (4.0, 3000.0), (8.0, 3000.0)];
+        assert_eq!(residual_contention(&pts, 1000.0, 3000.0), (0.0, 0.0));
+        // a retrograde tail: κ > 0, recovered exactly from a noiseless curve
+        let kappa = 0.002;
+        let pts: Vec<(f64, f64)> = [1.0, 2.0, 4.0, 8.0, 16.0]
+            .iter()
+            .map(|&n: &f64| (n, (n * 1000.0).min(3000.0) / (1.0 + kappa * n * (n - 1.0))))
+            .collect();
+        let (s, k) = residual_contention(&pts, 1000.0, 3000.0);
+        assert!(s.abs() < 1e-9 && (k - kappa).abs() < 1e-9, "{s} {k}");
+        // superlinear points (negative residuals) never give negative parameters
+        let pts = [(1.0, 1000.0), (2.0, 2500.0), (4.0, 3000.0)];
+        let (s, k) = residual_contention(&pts, 1000.0, 3000.0);
+        assert!(s >= 0.0 && k >= 0.0);
+    }
+
+    #[test]
+    fn fractions_keep_the_ceilings_cpu() {
+        let split = fit::split_wait_cpu_from_ceiling(1.0, 4000.0, 2.0).unwrap();
+        // cpu 0.5 ms of a 0.8 ms service time
+        let f = fractions(0.8, split.cpu_ms);
+        assert!((f.cpu - 0.625).abs() < 1e-12 && (f.wait - 0.375).abs() < 1e-12);
+        // ceiling needs more CPU than the service time: all CPU, none waiting
+        let f = fractions(0.4, split.cpu_ms);
+        assert!((f.cpu - 1.25).abs() < 1e-12 && f.wait == 0.0);
+    }
+
+    fn inputs() -> ModelInputs {
+        let samples: Vec<f64> = (1..200).map(|i| 0.1 + (i as f64 * 0.37) % 0.5).collect();
+        let best = fit::best_fit(&samples).unwrap();
+        let all = fit::fit_all(&samples).unwrap();
+        ModelInputs {
+            name: "local".into(),
+            provenance: Map::new(),
+            cores: 2,
+            rtt_ms: 0.05,
+            bouncer: Some((0.05, 0.02)),
+            client_connect: Some(lognormal_of(&[0.5, 0.6, 0.7, 0.9])),
+            backend_start: Some(lognormal_of(&[2.0, 2.5, 3.0, 4.0])),
+            superuser_reserved_connections: Some(3),
+            txs: vec![TxMeasured {
+                name: "select".into(),
+                statements: 1,
+                weight: 1.0,
+                service_ms: samples,
+                latency_mean_ms: 0.4,
+                best,
+                all,
+            }],
+            fractions: vec![Fractions {
+                wait: 0.4,
+                cpu: 0.6,
+            }],
+            contention: residual_contention(
+                &[(1.0, 1000.0), (2.0, 1900.0), (4.0, 3000.0), (8.0, 2800.0)],
+                1000.0,
+                3000.0,
+            ),
+        }
+    }
+
+    #[test]
+    fn the_model_merges_under_an_experiment_and_validates() {
+        let model = build_model(&inputs());
+        for k in ["name", "description", "provenance", "defaults"] {
+            assert!(model.get(k).is_some(), "{k}");
+        }
+        let mf: crate::experiment::file::ModelFile = serde_json::from_value(model.clone()).unwrap();
+        assert_eq!(mf.name, "local");
+        let d = &model["defaults"];
+        assert_eq!(d["postgres"]["cores"], 2);
+        assert_eq!(d["pgbouncer"]["cpu_per_query"], json!({"const_ms": 0.02}));
+        assert_eq!(d["network"]["app_postgres_rtt_ms"], 0.05);
+        // the experiment of the live tests, merged over the model's defaults
+        let text = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/bench-local.json"),
+        )
+        .unwrap();
+        let exp: Value = serde_json::from_str(&text).unwrap();
+        let mut doc = mf.defaults.clone();
+        merge(&mut doc, &exp);
+        let t = &doc["workload"]["transactions"][0];
+        assert_eq!(t["name"], "select");
+        assert!(t.get("statement_cpu").is_some() && t.get("sql").is_some());
+        let (mut file, problems) = parse_file(&doc);
+        assert!(problems.is_empty(), "{problems:?}");
+        let (scenario, _warnings) = crate::experiment::validate(&mut file).unwrap();
+        assert_eq!(scenario.workload.txs.len(), 1);
+    }
+}

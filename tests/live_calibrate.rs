@@ -1,0 +1,210 @@
+//! `poolsim calibrate` against the live test cluster (gated on POOLSIM_PG_URL /
+//! POOLSIM_BOUNCER_URL; scripts/test.sh sets them and POOLSIM_LIVE=1). Its own binary, so that
+//! the load it puts on the cluster never overlaps the bench tests.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+/// Rows of a simple query, every column as text.
+fn query(url: &str, sql: &str) -> Vec<Vec<String>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .expect("connecting to the test cluster");
+        tokio::spawn(conn);
+        let msgs = client.simple_query(sql).await.expect("test SQL");
+        msgs.into_iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => Some(
+                    (0..r.len())
+                        .map(|i| r.get(i).unwrap_or("").to_string())
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .collect()
+    })
+}
+
+/// Calibrate's own connections still on PostgreSQL. PgBouncer's pooled server connections
+/// carry the last client's application_name, but they are PgBouncer's (closed by its
+/// server_idle_timeout), so the backends whose client port is one of PgBouncer's server
+/// connections (SHOW SERVERS) do not count.
+fn calibrate_connections(pg: &str, bouncer: &str) -> usize {
+    let admin = match bouncer.rfind('/') {
+        Some(i) => format!("{}/pgbouncer", &bouncer[..i]),
+        None => bouncer.to_string(),
+    };
+    let servers = query(&admin, "SHOW SERVERS");
+    // local_port is the 8th column of SHOW SERVERS (type, user, database, state, addr, port,
+    // local_addr, local_port, …)
+    let bouncer_ports: Vec<String> = servers.iter().filter_map(|r| r.get(7).cloned()).collect();
+    query(
+        pg,
+        "SELECT client_port FROM pg_stat_activity WHERE application_name LIKE 'poolsim-calibrate%'",
+    )
+    .into_iter()
+    .filter(|r| !bouncer_ports.contains(&r[0]))
+    .count()
+}
+
+#[test]
+fn live_calibrate_writes_a_model_an_experiment_runs_on() {
+    let Some(c) = cluster("live_calibrate_writes_a_model_an_experiment_runs_on") else {
+        return;
+    };
+    ensure_accounts(&c.pg);
+    let dir = scratch("live-calibrate");
+    let model_path = dir.join("local.json");
+    let o = poolsim()
+        .args(["calibrate", "--workload", "experiments/bench-local.json"])
+        .args(["--budget-s", "20", "--max-concurrency", "4"])
+        .args(["--pg", &c.pg, "--bouncer", &c.bouncer])
+        .arg("--out")
+        .arg(&model_path)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    assert!(stdout.contains("USL"), "{stdout}");
+    assert!(stdout.contains("transaction select"), "{stdout}");
+    assert!(!stdout.contains("poolsim:poolsim@") && !stderr.contains("poolsim:poolsim@"));
+
+    let model: Value =
+        serde_json::from_str(&std::fs::read_to_string(&model_path).unwrap()).unwrap();
+    assert_eq!(model["name"], "local");
+    assert!(model["description"].is_string());
+    let p = &model["provenance"];
+    for k in [
+        "method",
+        "command",
+        "date",
+        "postgres",
+        "pgbouncer",
+        "cores",
+        "round_trip",
+        "pgbouncer_latency",
+        "transactions",
+        "usl",
+        "contention",
+        "wait_cpu_split",
+        "backend_start",
+        "client_connect",
+    ] {
+        assert!(p.get(k).is_some(), "provenance.{k} missing: {p:#}");
+    }
+    assert!(p["postgres"]["server_version"].as_str().unwrap().len() > 1);
+    assert!(p["pgbouncer"]["version"]
+        .as_str()
+        .unwrap()
+        .contains("PgBouncer"));
+    assert!(
+        p["transactions"]["select"]["fits"]
+            .as_array()
+            .unwrap()
+            .len()
+            == 3
+    );
+    let d = &model["defaults"];
+    for path in [
+        "/network/app_postgres_rtt_ms",
+        "/network/app_bouncer_rtt_ms",
+        "/network/bouncer_postgres_rtt_ms",
+        "/pgbouncer/cpu_per_query",
+        "/pgbouncer/client_connect",
+        "/postgres/cores",
+        "/postgres/contention_sigma",
+        "/postgres/contention_kappa",
+        "/postgres/backend_start",
+        "/workload/transactions/0/statement_wait",
+        "/workload/transactions/0/statement_cpu",
+    ] {
+        assert!(d.pointer(path).is_some(), "defaults{path} missing: {d:#}");
+    }
+    assert_eq!(d["workload"]["transactions"][0]["name"], "select");
+    let text_all = serde_json::to_string(&model).unwrap();
+    assert!(
+        !text_all.contains("poolsim:poolsim@"),
+        "a password in the model"
+    );
+
+    // the experiment on top of the model validates and simulates
+    let mut exp: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("experiments/bench-local.json")).unwrap(),
+    )
+    .unwrap();
+    exp["model"] = Value::String("local.json".into());
+    let exp_path = dir.join("bench-local-calibrated.json");
+    std::fs::write(&exp_path, serde_json::to_string_pretty(&exp).unwrap()).unwrap();
+    let o = poolsim().arg("run").arg(&exp_path).output().unwrap();
+    let (stdout, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    assert!(stdout.contains("throughput"), "{stdout}");
+
+    // nothing left behind
+    let mut left = calibrate_connections(&c.pg, &c.bouncer);
+    for _ in 0..20 {
+        if left == 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        left = calibrate_connections(&c.pg, &c.bouncer);
+    }
+    assert_eq!(left, 0, "poolsim-calibrate connections remain");
+}
+
+#[test]
+fn live_calibrate_unreachable_database_exits_1_naming_the_redacted_url() {
+    // no cluster needed: nothing listens on port 1
+    let o = poolsim()
+        .args(["calibrate", "--workload", "experiments/bench-local.json"])
+        .args(["--out", "/nonexistent-dir/never.json", "--budget-s", "10"])
+        .args(["--pg", "postgres://poolsim:Sup3rSecret@127.0.0.1:1/poolsim"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr
+            .contains("cannot connect to PostgreSQL at postgres://poolsim:***@127.0.0.1:1/poolsim"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Sup3rSecret"), "{stderr}");
+}
+
+#[test]
+fn live_calibrate_failing_sql_names_the_transaction() {
+    let Some(c) = cluster("live_calibrate_failing_sql_names_the_transaction") else {
+        return;
+    };
+    let dir = scratch("live-calibrate-bad-sql");
+    let exp = serde_json::json!({
+        "name": "bad",
+        "workload": {"transactions": [
+            {"name": "broken", "sql": ["SELECT * FROM poolsim_no_such_table"]}
+        ]}
+    });
+    let exp_path = dir.join("bad.json");
+    std::fs::write(&exp_path, exp.to_string()).unwrap();
+    let o = poolsim()
+        .args(["calibrate", "--budget-s", "10", "--pg", &c.pg])
+        .arg("--workload")
+        .arg(&exp_path)
+        .arg("--out")
+        .arg(dir.join("bad-model.json"))
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("`broken`"), "{stderr}");
+    assert!(stderr.contains("poolsim_no_such_table"), "{stderr}");
+    assert!(!stderr.contains("poolsim:poolsim@"), "{stderr}");
+    assert!(!dir.join("bad-model.json").exists());
+}
