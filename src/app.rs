@@ -2,7 +2,7 @@
 //! model files are read by `experiment::load`, pgbench logs by `live::pgbench`).
 
 use crate::cli::{
-    BenchArgs, CalibrateArgs, ChartArgs, ChartFormat, CheckArgs, CheckFormat, Cli, Cmd,
+    BenchArgs, ValidateArgs, CalibrateArgs, ChartArgs, ChartFormat, CheckArgs, CheckFormat, Cli, Cmd,
     CompareArgs, ExperimentArgs, Format, MergeArgs, ReportArgs, RunArgs, SweepArgs,
 };
 use crate::experiment::{
@@ -36,6 +36,7 @@ pub fn main(cli: Cli) -> Result<()> {
         Cmd::Chart(a) => chart_cmd(a),
         Cmd::Report(a) => report_cmd(a),
         Cmd::Bench(a) => bench(a),
+        Cmd::Validate(a) => validate(a),
         Cmd::Calibrate(a) => calibrate(a),
     }
 }
@@ -619,4 +620,123 @@ fn calibrate(a: CalibrateArgs) -> Result<()> {
             out(s.as_bytes())
         }
     }
+}
+
+/// Parse `--tolerance METRIC=PCT` arguments into (metric, fraction).
+fn parse_tolerances(ts: &[String]) -> Result<Vec<(String, f64)>> {
+    let mut out = Vec::new();
+    for t in ts {
+        let (m, pct) = t
+            .split_once('=')
+            .ok_or_else(|| UsageError(format!("--tolerance `{t}` is not METRIC=PCT (e.g. throughput_rps=5)")))?;
+        let pct: f64 = pct
+            .trim()
+            .trim_end_matches('%')
+            .parse()
+            .map_err(|_| UsageError(format!("--tolerance `{t}`: `{pct}` is not a percentage")))?;
+        if !crate::sim::METRIC_NAMES.contains(&m) {
+            return Err(UsageError(format!("--tolerance: `{m}` is not a metric")).into());
+        }
+        out.push((m.to_string(), pct / 100.0));
+    }
+    Ok(out)
+}
+
+/// Calibrate, simulate, bench, compare — the whole loop in one command.
+fn validate(a: ValidateArgs) -> Result<()> {
+    use crate::live::redact_url;
+    use std::io::IsTerminal;
+    let tolerances = parse_tolerances(&a.tolerances)?;
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let progress = !a.quiet && std::io::stderr().is_terminal();
+    // 1. the model: given, or calibrated now on the experiment's own workload
+    let model_path = match &a.model {
+        Some(m) => m.clone(),
+        None => {
+            eprintln!("validate: calibrating on {} (budget {} s)", redact_url(&a.pg), a.budget_s);
+            let path = a.out.join("model.json");
+            let opts = crate::live::calibrate::CalibrateOptions {
+                pg: a.pg.clone(),
+                bouncer: a.bouncer.clone(),
+                bouncer_admin: a.bouncer_admin.clone(),
+                workload: a.exp.experiment.clone(),
+                name: "model".into(),
+                budget: std::time::Duration::from_secs_f64(a.budget_s.max(5.0)),
+                max_concurrency: None,
+                progress,
+                command: format!(
+                    "poolsim validate {} --pg {} --out {}",
+                    a.exp.experiment.display(),
+                    redact_url(&a.pg),
+                    a.out.display()
+                ),
+            };
+            let cal = crate::live::calibrate::calibrate(&opts)?;
+            let mut bytes = serde_json::to_vec_pretty(&cal.model)?;
+            bytes.push(b'\n');
+            std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+            std::fs::write(a.out.join("calibration.txt"), cal.summary.as_bytes())?;
+            path
+        }
+    };
+    let model_abs = std::fs::canonicalize(&model_path).with_context(|| format!("reading {}", model_path.display()))?;
+    // 2. the experiment on that model, with the same replications for both sides
+    let mut exp = ExperimentArgs { experiment: a.exp.experiment.clone(), set: a.exp.set.clone() };
+    exp.set.push(format!("model={}", serde_json::Value::String(model_abs.display().to_string())));
+    if let Some(r) = a.replications {
+        if r == 0 {
+            return Err(UsageError("--replications must be at least 1".into()).into());
+        }
+        exp.set.push(format!("run.replications={r}"));
+    }
+    let loaded = load(&exp)?;
+    eprintln!("validate: simulating");
+    let projected = simulate(&loaded, true, None, !progress)?;
+    write_results(&a.out, "projected", &projected)?;
+    // 3. the same points for real
+    eprintln!("validate: measuring on the live cluster");
+    let plan = sweep::plan(&loaded, true)?;
+    let opts = crate::live::bench::Options {
+        pg: a.pg.clone(),
+        bouncer: a.bouncer.clone(),
+        bouncer_admin: a.bouncer_admin.clone(),
+        replica: a.replica.clone(),
+        replications: a.replications,
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        progress,
+        machine: machine(),
+    };
+    let outcome = crate::live::bench::bench(&plan, &[], &opts)?;
+    for e in &outcome.errors {
+        eprintln!("error during the measurement: {e}");
+    }
+    let measured = outcome.results;
+    write_results(&a.out, "measured", &measured)?;
+    // 4. compare, and draw
+    let metrics: Vec<String> = report::compare::DEFAULT_METRICS.iter().map(|s| s.to_string()).collect();
+    let c = report::compare::compare(
+        &projected,
+        &measured,
+        &metrics,
+        &tolerances,
+        &a.out.join("projected.json").display().to_string(),
+        &a.out.join("measured.json").display().to_string(),
+    );
+    let table = report::compare::render_table(&c);
+    std::fs::write(a.out.join("comparison.txt"), &table)?;
+    let mut cj = serde_json::to_vec_pretty(&c)?;
+    cj.push(b'\n');
+    std::fs::write(a.out.join("comparison.json"), cj)?;
+    match report::html::render(&[projected.clone(), measured.clone()]) {
+        Ok(html) => std::fs::write(a.out.join("report.html"), html)?,
+        Err(e) => eprintln!("validate: no HTML report: {e}"),
+    }
+    out(&table)?;
+    if outcome.interrupted {
+        return Err(anyhow::anyhow!("interrupted: the measurement holds the points measured so far"));
+    }
+    if !c.tolerance_exceeded.is_empty() {
+        return Err(ToleranceExceeded(c.tolerance_exceeded.len()).into());
+    }
+    Ok(())
 }

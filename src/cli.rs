@@ -37,6 +37,9 @@ pub enum Cmd {
     /// Run the experiment's sweep points for real against a live PostgreSQL + PgBouncer and
     /// report measured results in the simulator's schema
     Bench(BenchArgs),
+    /// Calibrate (unless --model is given), simulate the sweep, bench it for real, compare; all
+    /// artefacts in --out; exit code 3 when a tolerance is exceeded
+    Validate(ValidateArgs),
     /// Measure a live PostgreSQL (and PgBouncer) and write a model file: round trips, statement
     /// service times, throughput against concurrency, connection set-up costs
     Calibrate(CalibrateArgs),
@@ -268,6 +271,42 @@ pub struct CalibrateArgs {
     #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
     pub format: CheckFormat,
     /// No progress bar
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub exp: ExperimentArgs,
+    /// PostgreSQL URL (direct)
+    #[arg(long, value_name = "URL", env = "POOLSIM_PG_URL", hide_env_values = true)]
+    pub pg: String,
+    /// PgBouncer URL
+    #[arg(long, value_name = "URL", env = "POOLSIM_BOUNCER_URL", hide_env_values = true)]
+    pub bouncer: Option<String>,
+    /// PgBouncer admin console URL (default: the --bouncer URL with database `pgbouncer`)
+    #[arg(long = "bouncer-admin", value_name = "URL", env = "POOLSIM_BOUNCER_ADMIN_URL", hide_env_values = true)]
+    pub bouncer_admin: Option<String>,
+    /// Replica URL, for pools with target `replicas`
+    #[arg(long, value_name = "URL", env = "POOLSIM_REPLICA_URL", hide_env_values = true)]
+    pub replica: Option<String>,
+    /// Use this model instead of calibrating one
+    #[arg(long, value_name = "MODEL.json")]
+    pub model: Option<PathBuf>,
+    /// Calibration time budget, seconds
+    #[arg(long, default_value_t = 120.0)]
+    pub budget_s: f64,
+    /// Replications per point, for both the projection and the measurement
+    #[arg(long, value_name = "N")]
+    pub replications: Option<u32>,
+    /// Fail (exit code 3) when |relative error| of METRIC exceeds PCT percent at any point
+    #[arg(long = "tolerance", value_name = "METRIC=PCT")]
+    pub tolerances: Vec<String>,
+    /// Directory for every artefact: model.json, projected.*, measured.*, comparison.*, report.html
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// No progress bars
     #[arg(long, short = 'q')]
     pub quiet: bool,
 }

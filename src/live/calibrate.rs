@@ -750,7 +750,8 @@ async fn calibrate_async(opts: &CalibrateOptions, cores: usize) -> Result<Calibr
 
 async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Calibration> {
     // --- the workload
-    let loaded = load_experiment(&opts.workload, &[])?;
+    // the workload's own model (often the one being calibrated) is not needed to measure it
+    let loaded = load_experiment(&opts.workload, &[("model".to_string(), Value::Null)])?;
     let (file, problems) = parse_file(&loaded.doc);
     if let Some(p) = problems.first() {
         return Err(crate::experiment::Invalid(problems.clone()))
