@@ -2,8 +2,8 @@
 //! model files are read by `experiment::load`, pgbench logs by `live::pgbench`).
 
 use crate::cli::{
-    BenchArgs, ValidateArgs, CalibrateArgs, ChartArgs, ChartFormat, CheckArgs, CheckFormat, Cli, Cmd,
-    CompareArgs, ExperimentArgs, Format, MergeArgs, ReportArgs, RunArgs, SweepArgs,
+    BenchArgs, CalibrateArgs, ChartArgs, ChartFormat, CheckArgs, CheckFormat, Cli, Cmd,
+    CompareArgs, ExperimentArgs, Format, MergeArgs, ReportArgs, RunArgs, SweepArgs, ValidateArgs,
 };
 use crate::experiment::{
     load_experiment, parse_override, Invalid, LoadedExperiment, Problem, Severity,
@@ -626,14 +626,15 @@ fn calibrate(a: CalibrateArgs) -> Result<()> {
 fn parse_tolerances(ts: &[String]) -> Result<Vec<(String, f64)>> {
     let mut out = Vec::new();
     for t in ts {
-        let (m, pct) = t
-            .split_once('=')
-            .ok_or_else(|| UsageError(format!("--tolerance `{t}` is not METRIC=PCT (e.g. throughput_rps=5)")))?;
-        let pct: f64 = pct
-            .trim()
-            .trim_end_matches('%')
-            .parse()
-            .map_err(|_| UsageError(format!("--tolerance `{t}`: `{pct}` is not a percentage")))?;
+        let (m, pct) = t.split_once('=').ok_or_else(|| {
+            UsageError(format!(
+                "--tolerance `{t}` is not METRIC=PCT (e.g. throughput_rps=5)"
+            ))
+        })?;
+        let pct: f64 =
+            pct.trim().trim_end_matches('%').parse().map_err(|_| {
+                UsageError(format!("--tolerance `{t}`: `{pct}` is not a percentage"))
+            })?;
         if !crate::sim::METRIC_NAMES.contains(&m) {
             return Err(UsageError(format!("--tolerance: `{m}` is not a metric")).into());
         }
@@ -653,7 +654,11 @@ fn validate(a: ValidateArgs) -> Result<()> {
     let model_path = match &a.model {
         Some(m) => m.clone(),
         None => {
-            eprintln!("validate: calibrating on {} (budget {} s)", redact_url(&a.pg), a.budget_s);
+            eprintln!(
+                "validate: calibrating on {} (budget {} s)",
+                redact_url(&a.pg),
+                a.budget_s
+            );
             let path = a.out.join("model.json");
             let opts = crate::live::calibrate::CalibrateOptions {
                 pg: a.pg.clone(),
@@ -679,10 +684,17 @@ fn validate(a: ValidateArgs) -> Result<()> {
             path
         }
     };
-    let model_abs = std::fs::canonicalize(&model_path).with_context(|| format!("reading {}", model_path.display()))?;
+    let model_abs = std::fs::canonicalize(&model_path)
+        .with_context(|| format!("reading {}", model_path.display()))?;
     // 2. the experiment on that model, with the same replications for both sides
-    let mut exp = ExperimentArgs { experiment: a.exp.experiment.clone(), set: a.exp.set.clone() };
-    exp.set.push(format!("model={}", serde_json::Value::String(model_abs.display().to_string())));
+    let mut exp = ExperimentArgs {
+        experiment: a.exp.experiment.clone(),
+        set: a.exp.set.clone(),
+    };
+    exp.set.push(format!(
+        "model={}",
+        serde_json::Value::String(model_abs.display().to_string())
+    ));
     if let Some(r) = a.replications {
         if r == 0 {
             return Err(UsageError("--replications must be at least 1".into()).into());
@@ -713,7 +725,10 @@ fn validate(a: ValidateArgs) -> Result<()> {
     let measured = outcome.results;
     write_results(&a.out, "measured", &measured)?;
     // 4. compare, and draw
-    let metrics: Vec<String> = report::compare::DEFAULT_METRICS.iter().map(|s| s.to_string()).collect();
+    let metrics: Vec<String> = report::compare::DEFAULT_METRICS
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let c = report::compare::compare(
         &projected,
         &measured,
@@ -733,7 +748,9 @@ fn validate(a: ValidateArgs) -> Result<()> {
     }
     out(&table)?;
     if outcome.interrupted {
-        return Err(anyhow::anyhow!("interrupted: the measurement holds the points measured so far"));
+        return Err(anyhow::anyhow!(
+            "interrupted: the measurement holds the points measured so far"
+        ));
     }
     if !c.tolerance_exceeded.is_empty() {
         return Err(ToleranceExceeded(c.tolerance_exceeded.len()).into());

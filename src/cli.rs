@@ -280,16 +280,36 @@ pub struct ValidateArgs {
     #[command(flatten)]
     pub exp: ExperimentArgs,
     /// PostgreSQL URL (direct)
-    #[arg(long, value_name = "URL", env = "POOLSIM_PG_URL", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "POOLSIM_PG_URL",
+        hide_env_values = true
+    )]
     pub pg: String,
     /// PgBouncer URL
-    #[arg(long, value_name = "URL", env = "POOLSIM_BOUNCER_URL", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "POOLSIM_BOUNCER_URL",
+        hide_env_values = true
+    )]
     pub bouncer: Option<String>,
     /// PgBouncer admin console URL (default: the --bouncer URL with database `pgbouncer`)
-    #[arg(long = "bouncer-admin", value_name = "URL", env = "POOLSIM_BOUNCER_ADMIN_URL", hide_env_values = true)]
+    #[arg(
+        long = "bouncer-admin",
+        value_name = "URL",
+        env = "POOLSIM_BOUNCER_ADMIN_URL",
+        hide_env_values = true
+    )]
     pub bouncer_admin: Option<String>,
     /// Replica URL, for pools with target `replicas`
-    #[arg(long, value_name = "URL", env = "POOLSIM_REPLICA_URL", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "POOLSIM_REPLICA_URL",
+        hide_env_values = true
+    )]
     pub replica: Option<String>,
     /// Use this model instead of calibrating one
     #[arg(long, value_name = "MODEL.json")]

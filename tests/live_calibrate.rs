@@ -208,3 +208,65 @@ fn live_calibrate_failing_sql_names_the_transaction() {
     assert!(!stderr.contains("poolsim:poolsim@"), "{stderr}");
     assert!(!dir.join("bad-model.json").exists());
 }
+
+/// A shortened `poolsim validate` of experiments/validate-local.json: calibrate briefly, simulate,
+/// bench two points of the waiting-bound workload, compare; every artefact written.
+#[test]
+fn live_validate_runs_the_whole_loop_on_a_short_sweep() {
+    let Some(c) = cluster("live_validate_runs_the_whole_loop_on_a_short_sweep") else {
+        return;
+    };
+    ensure_accounts(&c.pg);
+    let _ = psql(
+        &c.pg,
+        "CREATE TABLE IF NOT EXISTS poolsim_bench_history (aid int NOT NULL, delta int NOT NULL, mtime timestamptz NOT NULL)",
+    );
+    let dir = scratch("live-validate");
+    let o = poolsim()
+        .args(["validate", "experiments/validate-local.json", "--budget-s", "15", "-q"])
+        .args(["--pg", &c.pg, "--bouncer", &c.bouncer])
+        .args(["--replications", "1"])
+        .args(["--set", "run.duration_s=2", "--set", "run.warmup_s=0.5"])
+        .args(["--set", r#"sweep.workload.transactions=[[{"name": "sleep", "route": "primary", "statements": 1, "sql": ["SELECT pg_sleep(0.004)"]}]]"#])
+        .args(["--set", "sweep.pgbouncer.default_pool_size=[2]"])
+        .args(["--set", r#"sweep.clients=[{"mode": "closed", "users": 1, "think_time": {"const_ms": 0}}, {"mode": "closed", "users": 4, "think_time": {"const_ms": 0}}]"#])
+        .arg("--out")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    assert!(stdout.contains("summary"), "{stdout}");
+    assert!(!stdout.contains("poolsim:poolsim@") && !stderr.contains("poolsim:poolsim@"));
+    for f in [
+        "model.json",
+        "calibration.txt",
+        "projected.json",
+        "measured.json",
+        "comparison.json",
+        "comparison.txt",
+        "report.html",
+    ] {
+        assert!(dir.join(f).exists(), "{f} missing in {}", dir.display());
+    }
+    let cmp: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("comparison.json")).unwrap())
+            .unwrap();
+    let points = cmp["points"].as_array().unwrap();
+    assert_eq!(points.len(), 2, "{cmp:#}");
+    // the waiting-bound workload at pool 2: 4 users saturate PgBouncer's two servers (≈ 2 / 4 ms);
+    // the projection must land in the same regime as the measurement
+    for p in points {
+        let thr = p["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["metric"] == "throughput_rps")
+            .unwrap();
+        let e = thr["rel_error"].as_f64().unwrap();
+        assert!(
+            e.abs() < 0.5,
+            "projected vs measured throughput off by {e}: {thr:#}"
+        );
+    }
+}

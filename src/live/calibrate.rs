@@ -570,6 +570,12 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
     Some((utime + stime) / CLK_TCK)
 }
 
+fn i_tx(all: &[TxMeasured], m: &TxMeasured) -> usize {
+    all.iter()
+        .position(|x| std::ptr::eq(x, m))
+        .unwrap_or(usize::MAX)
+}
+
 fn is_loopback(ep: &Endpoint) -> bool {
     ep.config.get_hosts().iter().all(|h| match h {
         tokio_postgres::config::Host::Tcp(s) => {
@@ -799,7 +805,9 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
                transactions at concurrency 1, direct, each statement timed, minus the round trip, \
                fitted by maximum likelihood (lognormal, gamma, exponential; empirical table when \
                none passes KS at 1 %); closed-loop throughput of the workload mix against \
-               concurrency, direct, fitted to the USL; wait/CPU split from the throughput ceiling; \
+               concurrency, direct, fitted to the USL; wait/CPU split per transaction type from its \
+               backend's CPU time (/proc, when the server is on this host) plus the CPU the \
+               throughput ceiling implies beyond the backends'; \
                new connections timed minus two round trips"
         ),
     );
@@ -953,9 +961,22 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
     // --- 3. per transaction type at concurrency 1, each transaction followed by a SELECT 1
     // (the round trip subtracted is measured under the same conditions)
     let mut raw = Vec::new();
+    // with the server on this host, the backend's own CPU time per transaction type, from /proc
+    let backend_pid: Option<u32> = if is_loopback(&pg) {
+        rows(&direct, "SELECT pg_backend_pid()::text AS pid")
+            .await
+            .ok()
+            .and_then(|r| first(&r, "pid"))
+            .and_then(|p| p.parse().ok())
+            .filter(|pid| cpu_seconds(*pid).is_some())
+    } else {
+        None
+    };
+    let mut backend_cpu: Vec<Option<f64>> = Vec::new();
     let share = b.share(0.2).div_f64(txs.len() as f64);
     let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(7);
     for tx in &txs {
+        let cpu0 = backend_pid.and_then(cpu_seconds);
         b.phase("transactions at concurrency 1");
         let end = Instant::now() + share;
         let mut lat = Vec::new();
@@ -977,6 +998,13 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
                 b.tick();
             }
         }
+        // CPU ms per statement (the SELECT 1 after each transaction included: ~1 tick in all)
+        backend_cpu.push(match (cpu0, backend_pid.and_then(cpu_seconds)) {
+            (Some(a), Some(z)) => {
+                Some((z - a).max(0.0) * 1000.0 / (n * tx.statements.len().max(1)) as f64)
+            }
+            _ => None,
+        });
         raw.push(lat);
     }
     let rtt = median(&direct_rtts);
@@ -1081,7 +1109,38 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         .map(|p| p.statements_per_s)
         .collect();
     let contention = residual_contention(&usl_points, fit_mean(&ones), split.max_throughput_per_s);
-    let fr: Vec<Fractions> = measured.iter().map(|_| mix).collect();
+    // per type: its backend's own CPU time (from /proc, on this host) plus the per-statement CPU
+    // the ceiling implies beyond the backends' (load generator, PgBouncer, kernel: whatever
+    // competes for the same cores); without /proc, the mix's split for every type
+    let fr: Vec<Fractions> = if backend_cpu.iter().all(Option::is_some) && !measured.is_empty() {
+        let b_mix: f64 = measured
+            .iter()
+            .zip(&backend_cpu)
+            .map(|(m, c)| m.weight / total_w * m.statements as f64 * c.unwrap_or(0.0))
+            .sum::<f64>()
+            / stmt_w.max(1e-12);
+        let overhead = (cpu_ms - b_mix).max(0.0);
+        measured
+            .iter()
+            .zip(&backend_cpu)
+            .map(|(m, c)| {
+                let s = fit_mean(&m.service_ms);
+                let b = c.unwrap_or(0.0);
+                if s <= 0.0 {
+                    return Fractions {
+                        wait: 0.0,
+                        cpu: 0.0,
+                    };
+                }
+                Fractions {
+                    wait: (s - b).max(0.0) / s,
+                    cpu: (b + overhead) / s,
+                }
+            })
+            .collect()
+    } else {
+        measured.iter().map(|_| mix).collect()
+    };
 
     // --- 5. connection set-up
     b.phase("connection set-up");
@@ -1107,6 +1166,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
                 "method": method,
                 "wait_fraction": sig4(f.wait),
                 "cpu_fraction": sig4(f.cpu),
+                "backend_cpu_per_statement_ms": backend_cpu.get(i_tx(&measured, m)).copied().flatten().map(sig4),
             }),
         );
     }
