@@ -255,22 +255,7 @@ fn compare(a: CompareArgs) -> Result<()> {
             .into());
         }
     }
-    let mut tolerances = Vec::new();
-    for t in &a.tolerances {
-        let (m, pct) = t.split_once('=').ok_or_else(|| {
-            UsageError(format!(
-                "--tolerance `{t}` is not METRIC=PCT (e.g. throughput_rps=5)"
-            ))
-        })?;
-        let pct: f64 =
-            pct.trim().trim_end_matches('%').parse().map_err(|_| {
-                UsageError(format!("--tolerance `{t}`: `{pct}` is not a percentage"))
-            })?;
-        if !crate::sim::METRIC_NAMES.contains(&m) {
-            return Err(UsageError(format!("--tolerance: `{m}` is not a metric")).into());
-        }
-        tolerances.push((m.to_string(), pct / 100.0));
-    }
+    let tolerances = parse_tolerances(&a.tolerances)?;
     let mut metrics = metrics;
     for (m, _) in &tolerances {
         if !metrics.contains(m) {
@@ -515,10 +500,10 @@ fn bench(a: BenchArgs) -> Result<()> {
     }
     print_warnings(&warnings);
     let opts = crate::live::bench::Options {
-        pg: a.pg,
-        bouncer: a.bouncer,
-        bouncer_admin: a.bouncer_admin,
-        replica: a.replica,
+        pg: a.cluster.pg,
+        bouncer: a.cluster.bouncer,
+        bouncer_admin: a.cluster.bouncer_admin,
+        replica: a.cluster.replica,
         replications: a.replications,
         threads,
         progress: !a.quiet && std::io::stderr().is_terminal(),
@@ -656,14 +641,14 @@ fn validate(a: ValidateArgs) -> Result<()> {
         None => {
             eprintln!(
                 "validate: calibrating on {} (budget {} s)",
-                redact_url(&a.pg),
+                redact_url(&a.cluster.pg),
                 a.budget_s
             );
             let path = a.out.join("model.json");
             let opts = crate::live::calibrate::CalibrateOptions {
-                pg: a.pg.clone(),
-                bouncer: a.bouncer.clone(),
-                bouncer_admin: a.bouncer_admin.clone(),
+                pg: a.cluster.pg.clone(),
+                bouncer: a.cluster.bouncer.clone(),
+                bouncer_admin: a.cluster.bouncer_admin.clone(),
                 workload: a.exp.experiment.clone(),
                 name: "model".into(),
                 budget: std::time::Duration::from_secs_f64(a.budget_s.max(5.0)),
@@ -672,7 +657,7 @@ fn validate(a: ValidateArgs) -> Result<()> {
                 command: format!(
                     "poolsim validate {} --pg {} --out {}",
                     a.exp.experiment.display(),
-                    redact_url(&a.pg),
+                    redact_url(&a.cluster.pg),
                     a.out.display()
                 ),
             };
@@ -709,10 +694,10 @@ fn validate(a: ValidateArgs) -> Result<()> {
     eprintln!("validate: measuring on the live cluster");
     let plan = sweep::plan(&loaded, true)?;
     let opts = crate::live::bench::Options {
-        pg: a.pg.clone(),
-        bouncer: a.bouncer.clone(),
-        bouncer_admin: a.bouncer_admin.clone(),
-        replica: a.replica.clone(),
+        pg: a.cluster.pg.clone(),
+        bouncer: a.cluster.bouncer.clone(),
+        bouncer_admin: a.cluster.bouncer_admin.clone(),
+        replica: a.cluster.replica.clone(),
         replications: a.replications,
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         progress,

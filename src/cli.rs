@@ -179,38 +179,8 @@ pub struct ReportArgs {
 pub struct BenchArgs {
     #[command(flatten)]
     pub exp: ExperimentArgs,
-    /// PostgreSQL URL: pools with target `primary` (and `replicas` without --replica), monitoring
-    #[arg(
-        long,
-        value_name = "URL",
-        env = "POOLSIM_PG_URL",
-        hide_env_values = true
-    )]
-    pub pg: String,
-    /// PgBouncer URL: pools with target `pgbouncer`
-    #[arg(
-        long,
-        value_name = "URL",
-        env = "POOLSIM_BOUNCER_URL",
-        hide_env_values = true
-    )]
-    pub bouncer: Option<String>,
-    /// PgBouncer admin console URL (default: the --bouncer URL with database `pgbouncer`)
-    #[arg(
-        long = "bouncer-admin",
-        value_name = "URL",
-        env = "POOLSIM_BOUNCER_ADMIN_URL",
-        hide_env_values = true
-    )]
-    pub bouncer_admin: Option<String>,
-    /// Replica URL: pools with target `replicas` (default: --pg)
-    #[arg(
-        long,
-        value_name = "URL",
-        env = "POOLSIM_REPLICA_URL",
-        hide_env_values = true
-    )]
-    pub replica: Option<String>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
     /// Replications per point, overriding run.replications (live runs are slow)
     #[arg(long, value_name = "N")]
     pub replications: Option<u32>,
@@ -279,38 +249,8 @@ pub struct CalibrateArgs {
 pub struct ValidateArgs {
     #[command(flatten)]
     pub exp: ExperimentArgs,
-    /// PostgreSQL URL (direct)
-    #[arg(
-        long,
-        value_name = "URL",
-        env = "POOLSIM_PG_URL",
-        hide_env_values = true
-    )]
-    pub pg: String,
-    /// PgBouncer URL
-    #[arg(
-        long,
-        value_name = "URL",
-        env = "POOLSIM_BOUNCER_URL",
-        hide_env_values = true
-    )]
-    pub bouncer: Option<String>,
-    /// PgBouncer admin console URL (default: the --bouncer URL with database `pgbouncer`)
-    #[arg(
-        long = "bouncer-admin",
-        value_name = "URL",
-        env = "POOLSIM_BOUNCER_ADMIN_URL",
-        hide_env_values = true
-    )]
-    pub bouncer_admin: Option<String>,
-    /// Replica URL, for pools with target `replicas`
-    #[arg(
-        long,
-        value_name = "URL",
-        env = "POOLSIM_REPLICA_URL",
-        hide_env_values = true
-    )]
-    pub replica: Option<String>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
     /// Use this model instead of calibrating one
     #[arg(long, value_name = "MODEL.json")]
     pub model: Option<PathBuf>,
@@ -329,4 +269,41 @@ pub struct ValidateArgs {
     /// No progress bars
     #[arg(long, short = 'q')]
     pub quiet: bool,
+}
+
+/// Where the live cluster is (also from the environment: `eval "$(scripts/cluster.sh env)"`).
+#[derive(Args, Debug, Clone)]
+pub struct ClusterArgs {
+    /// PostgreSQL URL: pools with target `primary` (and `replicas` without --replica), monitoring
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "POOLSIM_PG_URL",
+        hide_env_values = true
+    )]
+    pub pg: String,
+    /// PgBouncer URL: pools with target `pgbouncer`
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "POOLSIM_BOUNCER_URL",
+        hide_env_values = true
+    )]
+    pub bouncer: Option<String>,
+    /// PgBouncer admin console URL (default: the --bouncer URL with database `pgbouncer`)
+    #[arg(
+        long = "bouncer-admin",
+        value_name = "URL",
+        env = "POOLSIM_BOUNCER_ADMIN_URL",
+        hide_env_values = true
+    )]
+    pub bouncer_admin: Option<String>,
+    /// Replica URL: pools with target `replicas` (default: --pg)
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "POOLSIM_REPLICA_URL",
+        hide_env_values = true
+    )]
+    pub replica: Option<String>,
 }
