@@ -313,7 +313,7 @@ fn num(x: f64) -> String {
 }
 
 /// A parameter value as plain text (strings without quotes; a list of named objects, such as
-/// swept transactions, by their names).
+/// swept transactions, by their names; an object by its scalar fields).
 pub fn value_text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -327,6 +327,13 @@ pub fn value_text(v: &Value) -> String {
                 .collect::<Vec<_>>()
                 .join("+")
         }
+        // an object (e.g. a swept `clients`): its scalar fields, `key=value` separated by spaces
+        Value::Object(m) => m
+            .iter()
+            .filter(|(_, v)| !v.is_object() && !v.is_array())
+            .map(|(k, v)| format!("{k}={}", value_text(v)))
+            .collect::<Vec<_>>()
+            .join(" "),
         other => other.to_string(),
     }
 }
@@ -389,4 +396,24 @@ pub fn merge(parts: Vec<(String, Results)>) -> Result<Results, MergeError> {
         points,
         ..first
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::value_text;
+    use serde_json::json;
+
+    #[test]
+    fn parameter_values_read_as_text() {
+        assert_eq!(value_text(&json!("session")), "session");
+        assert_eq!(value_text(&json!(35)), "35");
+        assert_eq!(
+            value_text(&json!([{"name": "read"}, {"name": "write"}])),
+            "read+write"
+        );
+        assert_eq!(
+            value_text(&json!({"mode": "open", "rate_per_s": 300, "think_time": {"const_ms": 0}})),
+            "mode=open rate_per_s=300"
+        );
+    }
 }
