@@ -97,15 +97,7 @@ fn simulate(
     quiet: bool,
 ) -> Result<report::Results> {
     let plan = sweep::plan(loaded, with_sweep)?;
-    let mut warnings: Vec<Problem> = Vec::new();
-    let mut seen = std::collections::BTreeSet::new();
-    for p in &plan.points {
-        for w in &p.warnings {
-            if seen.insert(w.to_string()) {
-                warnings.push(w.clone());
-            }
-        }
-    }
+    let warnings = plan.warnings();
     print_warnings(&warnings);
     let points: Vec<&sweep::Point> = plan
         .points
@@ -296,15 +288,7 @@ fn check(a: CheckArgs) -> Result<()> {
     let base = sweep::plan(&loaded, false)?;
     let sc = &base.points[0].scenario;
     let cap = crate::capacity::capacity(sc);
-    let mut warnings: Vec<Problem> = Vec::new();
-    let mut seen = std::collections::BTreeSet::new();
-    for p in &plan.points {
-        for w in &p.warnings {
-            if seen.insert(w.to_string()) {
-                warnings.push(w.clone());
-            }
-        }
-    }
+    let warnings = plan.warnings();
     match a.format {
         CheckFormat::Json => {
             let doc = serde_json::json!({
@@ -489,15 +473,7 @@ fn bench(a: BenchArgs) -> Result<()> {
     }
     let loaded = load(&a.exp)?;
     let plan = sweep::plan(&loaded, true)?;
-    let mut warnings: Vec<Problem> = Vec::new();
-    let mut seen = std::collections::BTreeSet::new();
-    for p in &plan.points {
-        for w in &p.warnings {
-            if seen.insert(w.to_string()) {
-                warnings.push(w.clone());
-            }
-        }
-    }
+    let warnings = plan.warnings();
     print_warnings(&warnings);
     let opts = crate::live::bench::Options {
         pg: a.cluster.pg,

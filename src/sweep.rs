@@ -33,6 +33,19 @@ pub struct Plan {
     pub points: Vec<Point>,
 }
 
+impl Plan {
+    /// The warnings of every point, each once, in point order.
+    pub fn warnings(&self) -> Vec<Problem> {
+        let mut seen = std::collections::BTreeSet::new();
+        self.points
+            .iter()
+            .flat_map(|p| p.warnings.iter())
+            .filter(|w| seen.insert(w.to_string()))
+            .cloned()
+            .collect()
+    }
+}
+
 /// Expand the experiment's sweep axes (or only its base scenario) into validated points.
 /// Every problem of every point is reported at once.
 pub fn plan(loaded: &LoadedExperiment, with_sweep: bool) -> Result<Plan, Invalid> {
