@@ -101,6 +101,8 @@ pub struct PoolsSample {
     pub cl_active: f64,
     pub cl_waiting: f64,
     pub sv_active: f64,
+    /// Server connections still logging in.
+    pub sv_login: f64,
     /// Every server connection: active, idle, used, tested, logging in.
     pub servers: f64,
 }
@@ -115,6 +117,7 @@ pub async fn show_pools(admin: &mut Monitor, db: &str) -> Result<PoolsSample, St
         s.cl_active += num(r, "cl_active");
         s.cl_waiting += num(r, "cl_waiting");
         s.sv_active += num(r, "sv_active");
+        s.sv_login += num(r, "sv_login");
         s.servers += ["sv_active", "sv_idle", "sv_used", "sv_tested", "sv_login"]
             .iter()
             .map(|c| num(r, c))
@@ -313,9 +316,22 @@ pub async fn apply(
 
 /// Close the database's server connections (after they are released) and wait, up to
 /// `limit`, until none is left, so that a point starts from empty PgBouncer pools.
+///
+/// First waits (within the same limit) until the database has no clients and no server still
+/// logging in: RECONNECT closes a server in the middle of its login, and PgBouncer counts that
+/// as a failed login and launches no new server for `server_login_retry` (15 s by default) —
+/// every new client of the next point would then wait that long for its welcome message.
 pub async fn reconnect(admin: &mut Monitor, db: &str, limit: Duration) -> Result<(), String> {
-    admin.command(&format!("RECONNECT {db}")).await?;
     let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let s = show_pools(admin, db).await?;
+        let quiet = s.cl_active == 0.0 && s.cl_waiting == 0.0 && s.sv_login == 0.0;
+        if quiet || tokio::time::Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    admin.command(&format!("RECONNECT {db}")).await?;
     loop {
         let s = show_pools(admin, db).await?;
         if s.servers == 0.0 || tokio::time::Instant::now() >= deadline {

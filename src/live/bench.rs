@@ -10,7 +10,7 @@
 //!
 //! | metric | from |
 //! |---|---|
-//! | `bouncer_server_utilization` | Δ`total_xact_time` / window / `default_pool_size` (the mean `sv_active`; sampled `sv_active` in session mode) |
+//! | `bouncer_server_utilization` | Δ(`total_xact_time` − `total_wait_time`) / window / `default_pool_size` (the mean `sv_active`; sampled `sv_active` in session mode) |
 //! | `bouncer_cl_waiting_max` | largest sampled `cl_waiting` |
 //! | `bouncer_avg_wait_ms` | Δ`total_wait_time` / Δ server assignments (transactions before 1.23) |
 //! | `reserve_opened` | largest sampled server count above `default_pool_size` |
@@ -23,7 +23,7 @@
 //! `poolsim-bench` is left on the servers.
 
 use super::admin::{self, Monitor, PoolsSample};
-use super::loadgen::{self, Phase, RunOutput};
+use super::loadgen::{self, Db, Phase, RunOutput};
 use super::pg::{error_text, Endpoint, PgDb, APPLICATION_NAME, MONITOR_APPLICATION_NAME};
 use super::sql::{compile, LiveTx};
 use crate::experiment::{BouncerSpec, Invalid, PoolMode, Problem, Scenario, Target};
@@ -249,23 +249,29 @@ fn server_metrics(
     let set = |v: &mut [f64], name: &str, x: f64| v[metric_index(name)] = x;
     let window = out.window.as_secs_f64().max(1e-9);
     if let Some(b) = &sc.bouncer {
-        // Servers are linked for exactly the transactions' (statement mode: queries') time in
+        // Servers are linked for the transactions' (statement mode: queries') time in
         // PgBouncer's own totals, a better estimate of the mean sv_active than samples taken
         // through the same single-threaded process; session mode links for whole sessions.
+        // PgBouncer starts those clocks when the client's query arrives, before a server is
+        // assigned, so the clients' wait for a server comes off.
         let linked = match (b.mode, s.stats) {
-            (PoolMode::Transaction, Some((s0, s1))) => {
-                Some((s1.xact_time_us - s0.xact_time_us) / 1e6 / window)
-            }
-            (PoolMode::Statement, Some((s0, s1))) => {
-                Some((s1.query_time_us - s0.query_time_us) / 1e6 / window)
-            }
+            (PoolMode::Transaction, Some((s0, s1))) => Some(
+                ((s1.xact_time_us - s0.xact_time_us) - (s1.wait_time_us - s0.wait_time_us))
+                    / 1e6
+                    / window,
+            ),
+            (PoolMode::Statement, Some((s0, s1))) => Some(
+                ((s1.query_time_us - s0.query_time_us) - (s1.wait_time_us - s0.wait_time_us))
+                    / 1e6
+                    / window,
+            ),
             _ => mean(&s.pools.iter().map(|p| p.sv_active).collect::<Vec<_>>()),
         };
         if let (Some(a), true) = (linked, b.pool_size != u32::MAX) {
             set(
                 v,
                 "bouncer_server_utilization",
-                a.max(0.0) / b.pool_size as f64,
+                (a.max(0.0) / b.pool_size as f64).min(1.0),
             );
         }
         let waiting: Vec<f64> = s.pools.iter().map(|p| p.cl_waiting).collect();
@@ -595,6 +601,21 @@ async fn bench_async(plan: &Plan, warnings: &[Problem], opts: &Options) -> Resul
                         ));
                     }
                 }
+                // settle and verify: a replication starts only once PgBouncer answers a login
+                let limit = Duration::from_secs_f64(b.login_retry.as_s_f64() + 10.0);
+                match login_probe(&*db, limit).await {
+                    Ok(waited) if waited > Duration::from_secs(1) => notes.push(format!(
+                        "point {} replication {rep}: PgBouncer answered logins again only after {:.1} s; the replication started after that",
+                        point.index,
+                        waited.as_secs_f64()
+                    )),
+                    Ok(_) => {}
+                    Err(e) => errors.push(format!(
+                        "point {} replication {rep}: PgBouncer did not answer a login within {} s before the replication: {e}",
+                        point.index,
+                        limit.as_secs()
+                    )),
+                }
             }
             let (phase_tx, phase_rx) = watch::channel(Phase::Starting);
             let settings = sc.bouncer.clone().filter(|_| needs(sc, Target::Bouncer));
@@ -807,4 +828,30 @@ fn point_out(point: &Point, records: &[RunRecord]) -> PointOut {
         verdict,
         precision: None,
     }
+}
+
+/// Log in through PgBouncer and run `SELECT 1`, retrying (1 s per attempt) until it works or
+/// `limit` passes; returns how long that took.
+async fn login_probe<D: Db>(db: &D, limit: Duration) -> Result<Duration, String> {
+    let start = Instant::now();
+    let attempt = Duration::from_secs(1);
+    let mut last = String::new();
+    while start.elapsed() < limit {
+        let t = Instant::now();
+        let r = tokio::time::timeout(attempt, async {
+            let mut c = db.connect(Target::Bouncer).await.map_err(|e| e.message)?;
+            db.execute(&mut c, "SELECT 1").await.map_err(|e| e.message)
+        })
+        .await;
+        match r {
+            Ok(Ok(())) => return Ok(start.elapsed()),
+            Ok(Err(e)) => last = e,
+            Err(_) => last = format!("no answer within {} s", attempt.as_secs()),
+        }
+        if let Some(rest) = (t + Duration::from_millis(200)).checked_duration_since(Instant::now())
+        {
+            tokio::time::sleep(rest).await;
+        }
+    }
+    Err(last)
 }
