@@ -144,7 +144,9 @@ pub struct TransactionFile {
     pub weight: Option<f64>,
     /// Name of the app pool (route) the transaction runs on, e.g. `primary` or `replica`.
     pub route: Option<String>,
-    /// Round trips inside the transaction (> 1 means an explicit BEGIN … COMMIT block).
+    /// Round trips inside the transaction (> 1 means an explicit BEGIN … COMMIT block). Default
+    /// with `sql`: the round trips live mode makes — the statements, plus BEGIN and COMMIT when
+    /// there are several and the first is not BEGIN; otherwise 1.
     pub statements: Option<u32>,
     /// Per statement: time at the server that does not use its CPU (I/O, locks, sleep).
     pub statement_wait: Option<DurationSpec>,
@@ -152,8 +154,8 @@ pub struct TransactionFile {
     pub statement_cpu: Option<DurationSpec>,
     /// App-side time between a statement's response and the next statement of the transaction.
     pub gap: Option<DurationSpec>,
-    /// The statements, for live mode; the simulator ignores them. Several statements run as one
-    /// `BEGIN … COMMIT` block, one round trip each.
+    /// The statements, for live mode; the simulator uses only their count. Several statements
+    /// run as one `BEGIN … COMMIT` block, one round trip each.
     #[serde(default)]
     pub sql: Vec<String>,
     /// Live mode: values for the `:name` placeholders of `sql`, drawn afresh for every

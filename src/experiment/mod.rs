@@ -143,6 +143,22 @@ pub enum Hold {
     Request,
 }
 
+/// Whether live mode runs these statements inside its own `BEGIN … COMMIT`: several statements,
+/// and the SQL does not open a transaction itself.
+pub fn wraps_in_block(sql: &[String]) -> bool {
+    sql.len() > 1 && !opens_transaction(&sql[0])
+}
+
+/// Round trips live mode makes for a transaction's SQL (BEGIN and COMMIT included).
+pub fn sql_round_trips(sql: &[String]) -> usize {
+    sql.len() + if wraps_in_block(sql) { 2 } else { 0 }
+}
+
+fn opens_transaction(sql: &str) -> bool {
+    let s = sql.trim_start().to_ascii_lowercase();
+    s.starts_with("begin") || s.starts_with("start transaction")
+}
+
 #[derive(Clone, Debug)]
 pub struct TxType {
     pub name: String,

@@ -610,7 +610,10 @@ pub fn validate(f: &mut ExperimentFile) -> Result<(Scenario, Vec<Problem>), Inva
                 },
             );
         }
-        let statements = *t.statements.get_or_insert(1);
+        // with SQL and no count, the round trips live mode makes: the statements, and BEGIN
+        // and COMMIT around several of them (an explicit count is the modeller's and stands)
+        let sql_trips = (!t.sql.is_empty()).then(|| super::sql_round_trips(&t.sql) as u32);
+        let statements = *t.statements.get_or_insert(sql_trips.unwrap_or(1));
         if statements == 0 || statements > 10_000 {
             v.err(
                 &path("statements"),

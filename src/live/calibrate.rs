@@ -181,7 +181,7 @@ pub fn utc_timestamp(secs: u64) -> String {
 #[derive(Clone, Debug)]
 pub struct TxMeasured {
     pub name: String,
-    /// SQL statements per transaction (without BEGIN / COMMIT).
+    /// Round trips per transaction: its SQL statements, and BEGIN and COMMIT for a block.
     pub statements: usize,
     pub weight: f64,
     /// Statement service times (latency minus the round trip), ms.
@@ -288,7 +288,8 @@ pub struct ModelInputs {
     pub provenance: Map<String, Value>,
     pub cores: usize,
     pub rtt_ms: f64,
-    /// `(app_bouncer_rtt_ms, cpu_per_query_ms)` when PgBouncer was measured.
+    /// `(hop_rtt_ms, cpu_per_query_ms)` when PgBouncer was measured: the hop is both
+    /// app ↔ PgBouncer and PgBouncer ↔ PostgreSQL.
     pub bouncer: Option<(f64, f64)>,
     pub client_connect: Option<Value>,
     pub backend_start: Option<Value>,
@@ -336,6 +337,7 @@ pub fn build_model(m: &ModelInputs) -> Value {
     let mut bouncer = Map::new();
     if let Some((hop, cpu)) = m.bouncer {
         network["app_bouncer_rtt_ms"] = json!(sig4(hop));
+        network["bouncer_postgres_rtt_ms"] = json!(sig4(hop));
         bouncer.insert(
             "cpu_per_query".into(),
             json!({"const_ms": sig4(cpu.max(MIN_BOUNCER_CPU_MS))}),
@@ -404,7 +406,13 @@ pub fn calibrate(opts: &CalibrateOptions) -> Result<Calibration> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(calibrate_async(opts, threads))
+    // measured from a task on the runtime's workers, as the load generator's users run
+    let opts = opts.clone();
+    rt.block_on(async move {
+        tokio::spawn(async move { calibrate_async(&opts, threads).await })
+            .await
+            .context("the calibration task failed")?
+    })
 }
 
 struct Budget {
@@ -605,7 +613,7 @@ async fn run_tx(
 ) -> Result<(), String> {
     let err = |e: tokio_postgres::Error| error_text(&e);
     if tx.block {
-        client.batch_execute("BEGIN").await.map_err(err)?;
+        out.push(timed(client, "BEGIN").await.map_err(err)?);
     }
     for st in &tx.statements {
         buf.clear();
@@ -621,7 +629,7 @@ async fn run_tx(
         }
     }
     if tx.block {
-        client.batch_execute("COMMIT").await.map_err(err)?;
+        out.push(timed(client, "COMMIT").await.map_err(err)?);
     }
     Ok(())
 }
@@ -885,6 +893,28 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
     };
     // direct and through PgBouncer interleaved, so that both see the same conditions
     let (mut direct_rtts, via) = select1(&direct, bc.as_ref(), 400, b.share(0.05), b).await?;
+    // with the server on this host, its backends' own CPU time, from /proc
+    let backend_pid: Option<u32> = if is_loopback(&pg) {
+        rows(&direct, "SELECT pg_backend_pid()::text AS pid")
+            .await
+            .ok()
+            .and_then(|r| first(&r, "pid"))
+            .and_then(|p| p.parse().ok())
+            .filter(|pid| cpu_seconds(*pid).is_some())
+    } else {
+        None
+    };
+    // back to back, as a busy application issues them: the round trip the model charges, and
+    // the backend CPU of a trivial statement
+    b.phase("round trips");
+    let cpu0 = backend_pid.and_then(cpu_seconds);
+    let (hot, _) = select1(&direct, None, 3000, b.share(0.04), b).await?;
+    let hot_rtt = median(&hot);
+    let trivial_cpu = match (cpu0, backend_pid.and_then(cpu_seconds)) {
+        (Some(a), Some(z)) => Some((z - a).max(0.0) * 1000.0 / hot.len().max(1) as f64),
+        _ => None,
+    };
+    let mut hot_via = Vec::new();
     let mut summary = String::new();
     let mut bouncer_split = None;
     let mut bouncer_client: Option<Client> = None;
@@ -911,9 +941,11 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
                 let end = Instant::now() + b.share(0.07);
                 let mut n = 0usize;
                 while n < 3000 || (Instant::now() < end && n < 50_000) {
-                    bc.batch_execute("SELECT 1")
-                        .await
-                        .map_err(|e| anyhow!("SELECT 1 through PgBouncer: {}", error_text(&e)))?;
+                    hot_via.push(
+                        timed(&bc, "SELECT 1").await.map_err(|e| {
+                            anyhow!("SELECT 1 through PgBouncer: {}", error_text(&e))
+                        })?,
+                    );
                     n += 1;
                     if n.is_multiple_of(200) {
                         b.tick();
@@ -947,8 +979,14 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
                 }
             }
         }
+        if hot_via.is_empty() {
+            let (h, _) = select1(&bc, None, 3000, b.share(0.04), b).await?;
+            hot_via = h;
+        }
         bouncer_split = Some((hop, cpu));
         m_bouncer = json!({
+            "select1_back_to_back_median_ms": sig4(median(&hot_via)),
+            "select1_back_to_back_samples": hot_via.len(),
             "select1_median_ms": sig4(via_med),
             "select1_samples": via.len(),
             "added_latency_ms": sig4(via_med - rtt),
@@ -961,17 +999,6 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
     // --- 3. per transaction type at concurrency 1, each transaction followed by a SELECT 1
     // (the round trip subtracted is measured under the same conditions)
     let mut raw = Vec::new();
-    // with the server on this host, the backend's own CPU time per transaction type, from /proc
-    let backend_pid: Option<u32> = if is_loopback(&pg) {
-        rows(&direct, "SELECT pg_backend_pid()::text AS pid")
-            .await
-            .ok()
-            .and_then(|r| first(&r, "pid"))
-            .and_then(|p| p.parse().ok())
-            .filter(|pid| cpu_seconds(*pid).is_some())
-    } else {
-        None
-    };
     let mut backend_cpu: Vec<Option<f64>> = Vec::new();
     let share = b.share(0.2).div_f64(txs.len() as f64);
     let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(7);
@@ -998,37 +1025,23 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
                 b.tick();
             }
         }
-        // CPU ms per statement (the SELECT 1 after each transaction included: ~1 tick in all)
+        // backend CPU ms per round trip, without the SELECT 1 after each transaction
         backend_cpu.push(match (cpu0, backend_pid.and_then(cpu_seconds)) {
             (Some(a), Some(z)) => {
-                Some((z - a).max(0.0) * 1000.0 / (n * tx.statements.len().max(1)) as f64)
+                let per_tx = (z - a).max(0.0) * 1000.0 / n.max(1) as f64;
+                let trips = tx.round_trips().max(1) as f64;
+                Some((per_tx - trivial_cpu.unwrap_or(0.0)).max(0.0) / trips)
             }
             _ => None,
         });
         raw.push(lat);
     }
+    // the round trip as the interleaved samples saw it (connection set-up subtracts two)
     let rtt = median(&direct_rtts);
-    // the client ↔ PgBouncer hop costs the direct round trip (loopback)
-    let bouncer_split = bouncer_split.map(|(_, cpu): (f64, f64)| (rtt, cpu));
-    let mut measured = Vec::new();
-    let mut fit_methods = Vec::new();
-    for (i, (tx, lat)) in txs.iter().zip(raw).enumerate() {
-        let (m, method) = statement_fit(tx, weights.get(i).copied().unwrap_or(1.0), &lat, rtt)?;
-        measured.push(m);
-        fit_methods.push(method);
-    }
-    prov.insert(
-        "round_trip".into(),
-        json!({
-            "direct_select1_median_ms": sig4(rtt),
-            "direct_select1_p95_ms": sig4(quantile(&direct_rtts, 0.95)),
-            "samples": direct_rtts.len(),
-            "note": "SELECT 1 at concurrency 1, direct, interleaved with the workload's transactions; network.app_postgres_rtt_ms is the median; bouncer_postgres_rtt_ms and app_bouncer_rtt_ms are set to the same figure (loopback: the same hop cost)",
-        }),
-    );
     if !m_bouncer.is_null() {
         prov.insert("pgbouncer_latency".into(), m_bouncer.clone());
     }
+    let trips: Vec<usize> = txs.iter().map(LiveTx::round_trips).collect();
 
     // --- 4. throughput against concurrency
     let max_c = opts.max_concurrency.unwrap_or((4 * cores).max(8)).max(1);
@@ -1040,14 +1053,15 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         .saturating_sub(warm)
         .max(Duration::from_millis(200));
     let txs_arc = Arc::new(txs.clone());
+    let w_of = |i: usize| weights.get(i).copied().unwrap_or(1.0);
     let mut cum = Vec::new();
     let mut acc = 0.0;
-    for m in &measured {
-        acc += m.weight;
+    for i in 0..txs.len() {
+        acc += w_of(i);
         cum.push(acc);
     }
     if acc <= 0.0 {
-        cum = (1..=measured.len()).map(|i| i as f64).collect();
+        cum = (1..=txs.len()).map(|i| i as f64).collect();
     }
     let cum = Arc::new(cum);
     let mut pool: Vec<Arc<Client>> = Vec::new();
@@ -1081,51 +1095,79 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         .iter()
         .map(|p| (p.clients as f64, p.statement_latency_ms))
         .collect();
-    let total_w: f64 = measured.iter().map(|m| m.weight).sum::<f64>().max(1e-12);
-    // mean statement latency of the mix at concurrency 1 (statement-weighted)
-    let stmt_w: f64 = measured
-        .iter()
-        .map(|m| m.weight / total_w * m.statements as f64)
-        .sum();
-    let s1_full: f64 = measured
-        .iter()
-        .map(|m| m.weight / total_w * m.statements as f64 * m.latency_mean_ms)
-        .sum::<f64>()
-        / stmt_w.max(1e-12);
-    let s1_service: f64 = measured
-        .iter()
-        .map(|m| m.weight / total_w * m.statements as f64 * fit_mean(&m.service_ms))
-        .sum::<f64>()
-        / stmt_w.max(1e-12);
+    // round-trip weights of the mix
+    let total_w: f64 = (0..txs.len()).map(w_of).sum::<f64>().max(1e-12);
+    let rt_w: Vec<f64> = (0..txs.len())
+        .map(|i| w_of(i) / total_w * trips[i] as f64)
+        .collect();
+    let rt_total = rt_w.iter().sum::<f64>().max(1e-12);
+    let mix_mean = |per_type: &dyn Fn(usize) -> f64| -> f64 {
+        (0..txs.len()).map(|i| rt_w[i] * per_type(i)).sum::<f64>() / rt_total
+    };
+    // mean round-trip latency of the mix at concurrency 1
+    let s1_full = mix_mean(&|i| fit_mean(&raw[i]));
     let split = fit::split_wait_cpu(s1_full, &latency_points, cores as f64)
         .map_err(|e| anyhow!("splitting wait and CPU time: {e}"))?;
-    // the CPU time the ceiling implies, uncapped (see `fractions`)
+    // the CPU time per round trip the ceiling implies, uncapped (see `fractions`)
     let cpu_ms = 1000.0 * cores as f64 / split.max_throughput_per_s;
-    // the mix's CPU share of its service time, applied to every type alike
-    let mix = fractions(s1_service, cpu_ms);
     let ones: Vec<f64> = points
         .iter()
         .filter(|p| p.clients == 1)
         .map(|p| p.statements_per_s)
         .collect();
     let contention = residual_contention(&usl_points, fit_mean(&ones), split.max_throughput_per_s);
-    // per type: its backend's own CPU time (from /proc, on this host) plus the per-statement CPU
-    // the ceiling implies beyond the backends' (load generator, PgBouncer, kernel: whatever
-    // competes for the same cores); without /proc, the mix's split for every type
-    let fr: Vec<Fractions> = if backend_cpu.iter().all(Option::is_some) && !measured.is_empty() {
-        let b_mix: f64 = measured
-            .iter()
-            .zip(&backend_cpu)
-            .map(|(m, c)| m.weight / total_w * m.statements as f64 * c.unwrap_or(0.0))
-            .sum::<f64>()
-            / stmt_w.max(1e-12);
-        let overhead = (cpu_ms - b_mix).max(0.0);
+
+    // The simulator shares postgres.cores among the statements' CPU parts and charges the
+    // round trips as pure delay. With /proc: a round trip's CPU part is its backend's CPU plus
+    // `overhead`, the CPU per round trip the ceiling implies beyond the backends' (the client,
+    // the kernel: whatever competes for the same cores); the pure delay is what is left of a
+    // trivial statement's back-to-back round trip, so a statement's latency at concurrency 1 is
+    // not charged that CPU twice. Without /proc: the delay is the back-to-back round trip and
+    // every type gets the mix's wait / CPU split of its service time.
+    let with_proc = backend_cpu.iter().all(Option::is_some) && trivial_cpu.is_some();
+    let b_mix = mix_mean(&|i| backend_cpu[i].unwrap_or(0.0));
+    let overhead = if with_proc {
+        (cpu_ms - b_mix).max(0.0)
+    } else {
+        0.0
+    };
+    let trivial = trivial_cpu.unwrap_or(0.0);
+    let delay = if with_proc {
+        (hot_rtt - trivial - overhead).max(0.0)
+    } else {
+        hot_rtt
+    };
+    // through PgBouncer: the back-to-back round trip less PgBouncer's CPU, the backend's and the
+    // overhead, as two equal hops
+    let bouncer_split = bouncer_split.map(|(_, cpu): (f64, f64)| {
+        let via = median(&hot_via);
+        let hops = if with_proc {
+            via - cpu - trivial - overhead
+        } else {
+            via - cpu - (hot_rtt - delay)
+        };
+        ((hops / 2.0).max(0.0), cpu)
+    });
+    let mut measured = Vec::new();
+    let mut fit_methods = Vec::new();
+    for (i, (tx, lat)) in txs.iter().zip(&raw).enumerate() {
+        let (m, method) = statement_fit(tx, w_of(i), lat, delay)?;
+        measured.push(m);
+        fit_methods.push(method);
+    }
+    let s1_service = mix_mean(&|i| fit_mean(&measured[i].service_ms));
+    // the mix's CPU share of its service time, applied to every type alike
+    let mix = fractions(s1_service, cpu_ms);
+    let fr: Vec<Fractions> = if with_proc && !measured.is_empty() {
         measured
             .iter()
             .zip(&backend_cpu)
             .map(|(m, c)| {
+                // at concurrency 1 the statement's CPU lies on its latency's path: no more
+                // than its service time is charged (CPU a backend spends after answering —
+                // WAL, statistics — and the overhead the unreached ceiling overstates are not)
                 let s = fit_mean(&m.service_ms);
-                let b = c.unwrap_or(0.0);
+                let b = (c.unwrap_or(0.0) + overhead).min(s);
                 if s <= 0.0 {
                     return Fractions {
                         wait: 0.0,
@@ -1134,13 +1176,27 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
                 }
                 Fractions {
                     wait: (s - b).max(0.0) / s,
-                    cpu: (b + overhead) / s,
+                    cpu: b / s,
                 }
             })
             .collect()
     } else {
         measured.iter().map(|_| mix).collect()
     };
+    prov.insert(
+        "round_trip".into(),
+        json!({
+            "direct_select1_median_ms": sig4(rtt),
+            "direct_select1_p95_ms": sig4(quantile(&direct_rtts, 0.95)),
+            "samples": direct_rtts.len(),
+            "back_to_back_select1_median_ms": sig4(hot_rtt),
+            "back_to_back_samples": hot.len(),
+            "backend_cpu_per_trivial_statement_ms": trivial_cpu.map(sig4),
+            "cpu_overhead_per_round_trip_ms": sig4(overhead),
+            "pure_delay_ms": sig4(delay),
+            "note": "network.app_postgres_rtt_ms is the pure delay: the back-to-back SELECT 1 round trip minus the backend's CPU for it and the CPU overhead per round trip (both charged to the statements' CPU part instead); through PgBouncer, the back-to-back SELECT 1 through it minus PgBouncer's CPU, the backend's and the overhead, split into two equal hops",
+        }),
+    );
 
     // --- 5. connection set-up
     b.phase("connection set-up");
@@ -1172,7 +1228,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
     }
     prov.insert("transactions".into(), Value::Object(tx_prov));
     let usl_value = match &usl {
-        Ok(u) => usl_json(u, "statements/s"),
+        Ok(u) => usl_json(u, "round trips/s"),
         Err(e) => json!({"error": e.to_string()}),
     };
     prov.insert("usl".into(), usl_value.clone());
@@ -1208,7 +1264,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
             "ceiling_statements_per_s": sig4(split.max_throughput_per_s),
             "cpu_ms": sig4(cpu_ms),
             "regime": regime,
-            "note": "cpu = cores / highest statements/s measured; statement_cpu and statement_wait are the fitted service-time distribution scaled by the CPU and wait fractions of the service time (the mix's fractions, for every type). When the ceiling implies more CPU than the service time, the CPU part is kept (the round trip on loopback is CPU work too) and the single-client latency is overstated by up to one round trip",
+            "note": "cpu = cores / highest round trips/s measured (BEGIN and COMMIT of a block are round trips of the transaction, and a transaction's `statements` counts them); with /proc, each type's statement_cpu is its backend's CPU per round trip plus the overhead (cpu − the mix's backend CPU) and statement_wait the rest of its service time; without /proc, every type gets the mix's wait / CPU fractions",
         }),
     );
     prov.insert(
@@ -1231,7 +1287,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         name: opts.name.clone(),
         provenance: prov,
         cores,
-        rtt_ms: rtt,
+        rtt_ms: delay,
         bouncer: bouncer_split,
         client_connect: client_connect.as_deref().map(lognormal_of),
         backend_start: Some(lognormal_of(&backend)),
@@ -1307,7 +1363,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
             scale_dist(&m.best.dist, f.cpu)
         );
     }
-    let _ = writeln!(s, "throughput (statements/s) against clients, direct:");
+    let _ = writeln!(s, "throughput (round trips/s) against clients, direct:");
     for p in &points {
         let _ = writeln!(
             s,
@@ -1340,7 +1396,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
     }
     let _ = writeln!(
         s,
-        "wait/CPU: ceiling {:.0} statements/s on {} core(s) → {:.4} ms CPU per statement ({regime}); fractions of the service time: wait {:.3}, cpu {:.3}",
+        "wait/CPU: ceiling {:.0} round trips/s on {} core(s) → {:.4} ms CPU per round trip ({regime}); the mix's fractions of its service time: wait {:.3}, cpu {:.3}",
         split.max_throughput_per_s, cores, cpu_ms, mix.wait, mix.cpu
     );
     let _ = writeln!(
@@ -1422,7 +1478,7 @@ fn statement_fit(tx: &LiveTx, weight: f64, lat: &[f64], rtt: f64) -> Result<(TxM
     Ok((
         TxMeasured {
             name: tx.name.clone(),
-            statements: tx.statements.len(),
+            statements: tx.round_trips(),
             weight,
             latency_mean_ms: latency_mean,
             service_ms: service,

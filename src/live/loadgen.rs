@@ -60,6 +60,10 @@ const CLOSE_GRACE: Duration = Duration::from_secs(10);
 /// closed connection, cancel the running statement.
 pub trait Db: Send + Sync + 'static {
     type Conn: Send + 'static;
+    /// Whether the run is on the wall clock (a real database). The open loop's arrival clock
+    /// then runs on an OS thread for precise arrival times; otherwise on tokio's (possibly
+    /// paused) clock.
+    const REAL_TIME: bool = true;
     /// Open a connection to the target of an app pool.
     fn connect(&self, target: Target) -> impl Future<Output = Result<Self::Conn, DbError>> + Send;
     /// Run one query (simple protocol), discarding its rows.
@@ -785,40 +789,98 @@ async fn user<D: Db>(ctx: Arc<Ctx<D>>, user: u32, think: Dist, schedule: Vec<(Si
     }
 }
 
-async fn arrivals<D: Db>(ctx: Arc<Ctx<D>>, schedule: Vec<(SimTime, f64)>) {
-    let mut rng = rng::stream(ctx.seed, ctx.rep, Stream::Arrivals);
-    let mut set = JoinSet::new();
-    let mut t = ctx.start;
-    let mut idx = 0;
-    let mut n: u64 = 0;
-    loop {
-        while set.try_join_next().is_some() {}
-        let rate = schedule[idx].1;
-        let next_step = schedule
-            .get(idx + 1)
-            .map(|s| ctx.start + Duration::from_nanos(s.0 .0));
-        let cand = if rate > 0.0 {
-            let e: f64 = rand_distr::Distribution::sample(&rand_distr::Exp1, &mut rng);
-            Some(t + Duration::from_secs_f64(e / rate))
-        } else {
-            None
-        };
-        match (cand, next_step) {
-            (Some(c), Some(s)) if c >= s => {
+/// The open loop's arrival times: Poisson with the schedule's rate, memoryless across steps.
+struct ArrivalClock {
+    rng: Rng,
+    schedule: Vec<(SimTime, f64)>,
+    idx: usize,
+    /// Offset of the last arrival from the run's start.
+    t: Duration,
+}
+
+impl ArrivalClock {
+    /// The next arrival's offset from the run's start; `None` when the schedule has no more.
+    fn next(&mut self) -> Option<Duration> {
+        loop {
+            let rate = self.schedule[self.idx].1;
+            let next_step = self
+                .schedule
+                .get(self.idx + 1)
+                .map(|s| Duration::from_nanos(s.0 .0));
+            let cand = (rate > 0.0).then(|| {
+                let e: f64 = rand_distr::Distribution::sample(&rand_distr::Exp1, &mut self.rng);
+                self.t + Duration::from_secs_f64(e / rate)
+            });
+            match (cand, next_step) {
                 // memoryless: draw again from the step
-                t = s;
-                idx += 1;
-                continue;
+                (Some(c), Some(s)) if c >= s => {
+                    self.t = s;
+                    self.idx += 1;
+                }
+                (None, Some(s)) => {
+                    self.t = s;
+                    self.idx += 1;
+                }
+                (None, None) => return None,
+                (Some(c), _) => {
+                    self.t = c;
+                    return Some(c);
+                }
             }
-            (None, Some(s)) => {
-                t = s;
-                idx += 1;
-                continue;
-            }
-            (None, None) => break,
-            (Some(c), _) => t = c,
         }
-        sleep_until(t).await;
+    }
+}
+
+async fn arrivals<D: Db>(ctx: Arc<Ctx<D>>, schedule: Vec<(SimTime, f64)>) {
+    let mut clock = ArrivalClock {
+        rng: rng::stream(ctx.seed, ctx.rep, Stream::Arrivals),
+        schedule,
+        idx: 0,
+        t: Duration::ZERO,
+    };
+    let mut set = JoinSet::new();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Instant>();
+    if D::REAL_TIME {
+        // tokio's timer wheel fires up to a millisecond late, and latency runs from the
+        // intended arrival: an OS thread keeps the arrival clock (nanosleep, tens of µs)
+        let stop = ctx.clone();
+        let start = ctx.start.into_std();
+        std::thread::Builder::new()
+            .name("poolsim-arrivals".into())
+            .spawn(move || {
+                while let Some(off) = clock.next() {
+                    let at = start + off;
+                    loop {
+                        let now = std::time::Instant::now();
+                        if now >= at || stop.stopping.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        std::thread::sleep((at - now).min(Duration::from_millis(50)));
+                    }
+                    if stop.stopping.load(Ordering::Relaxed)
+                        || tx.send(Instant::from_std(at)).is_err()
+                    {
+                        return;
+                    }
+                }
+            })
+            .expect("spawning the arrival clock thread");
+    } else {
+        let start = ctx.start;
+        let stop = ctx.clone();
+        tokio::spawn(async move {
+            while let Some(off) = clock.next() {
+                let at = start + off;
+                sleep_until(at).await;
+                if stop.stopping.load(Ordering::Relaxed) || tx.send(at).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    let mut n: u64 = 0;
+    while let Some(t0) = rx.recv().await {
+        while set.try_join_next().is_some() {}
         if ctx.stopping.load(Ordering::Relaxed) {
             break;
         }
@@ -837,7 +899,6 @@ async fn arrivals<D: Db>(ctx: Arc<Ctx<D>>, schedule: Vec<(SimTime, f64)>) {
             continue;
         }
         let me = ctx.clone();
-        let t0 = t;
         set.spawn(async move {
             let mut u = UserState::new(me.seed ^ 0x4F50_454E, me.rep, n);
             me.issue(t0, &mut u).await;

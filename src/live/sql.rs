@@ -192,11 +192,11 @@ impl LiveTx {
                 .map(|&(lo, hi)| rng.random_range(lo..=hi)),
         );
     }
-}
 
-fn opens_transaction(sql: &str) -> bool {
-    let s = sql.trim_start().to_ascii_lowercase();
-    s.starts_with("begin") || s.starts_with("start transaction")
+    /// Round trips per transaction: the statements, plus BEGIN and COMMIT for a block.
+    pub fn round_trips(&self) -> usize {
+        self.statements.len() + if self.block { 2 } else { 0 }
+    }
 }
 
 /// Compile every transaction's SQL of a resolved experiment; problems carry their JSON path.
@@ -242,7 +242,7 @@ pub fn compile(file: &ExperimentFile) -> Result<Vec<LiveTx>, Vec<Problem>> {
                 }),
             }
         }
-        let block = t.sql.len() > 1 && !opens_transaction(&t.sql[0]);
+        let block = crate::experiment::wraps_in_block(&t.sql);
         out.push(LiveTx {
             name: t.name.clone(),
             statements,

@@ -66,6 +66,7 @@ fn sleep_of(sql: &str) -> Duration {
 }
 
 impl Db for Fake {
+    const REAL_TIME: bool = false;
     type Conn = FakeConn;
 
     async fn connect(&self, _target: Target) -> Result<FakeConn, DbError> {
