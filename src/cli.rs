@@ -234,7 +234,7 @@ pub struct CalibrateArgs {
     /// Total time budget in seconds, shared among the phases
     #[arg(long = "budget-s", value_name = "S", default_value_t = 180.0)]
     pub budget_s: f64,
-    /// Highest concurrency of the throughput sweep (default: 4 × cores, at least 8)
+    /// Highest concurrency of the throughput sweep (default: 8 × cores, at least 16)
     #[arg(long = "max-concurrency", value_name = "N")]
     pub max_concurrency: Option<usize>,
     /// Output on stdout: the human summary, or the whole calibration as JSON

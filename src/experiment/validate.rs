@@ -1094,6 +1094,25 @@ mod tests {
     }
 
     #[test]
+    fn statements_default_to_the_round_trips_of_the_sql() {
+        let (sc, _) = check(json!({
+            "clients": {"users": 1},
+            "workload": {"transactions": [
+                {"name": "block", "sql": ["UPDATE t SET a = 1", "SELECT 1", "INSERT INTO t VALUES (1)"]},
+                {"name": "own", "sql": ["BEGIN", "SELECT 1", "COMMIT"]},
+                {"name": "one", "sql": ["SELECT 1"]},
+                {"name": "explicit", "statements": 2, "sql": ["SELECT 1"]},
+                {"name": "none"}
+            ]},
+            "app": {"pools": {"primary": {}}}
+        }))
+        .unwrap();
+        let n: Vec<u32> = sc.workload.txs.iter().map(|t| t.statements).collect();
+        // BEGIN and COMMIT around three statements; the SQL's own; one; the modeller's; default
+        assert_eq!(n, vec![5, 3, 1, 2, 1]);
+    }
+
+    #[test]
     fn sql_params_are_checked() {
         let ok = check(json!({
             "clients": {"users": 1},

@@ -53,7 +53,7 @@ pub struct CalibrateOptions {
     pub name: String,
     /// Total time budget.
     pub budget: Duration,
-    /// Highest concurrency of the throughput sweep (default 4 × cores, at least 8).
+    /// Highest concurrency of the throughput sweep (default 8 × cores, at least 16).
     pub max_concurrency: Option<usize>,
     /// Draw a progress bar on stderr.
     pub progress: bool,
@@ -1044,7 +1044,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
     let trips: Vec<usize> = txs.iter().map(LiveTx::round_trips).collect();
 
     // --- 4. throughput against concurrency
-    let max_c = opts.max_concurrency.unwrap_or((4 * cores).max(8)).max(1);
+    let max_c = opts.max_concurrency.unwrap_or((8 * cores).max(16)).max(1);
     let lv = levels(max_c);
     let usl_share = b.share(0.5);
     let per_level = usl_share.div_f64(lv.len() as f64);
@@ -1124,9 +1124,11 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
     // trivial statement's back-to-back round trip, so a statement's latency at concurrency 1 is
     // not charged that CPU twice. Without /proc: the delay is the back-to-back round trip and
     // every type gets the mix's wait / CPU split of its service time.
+    // The overhead is known only when the ceiling was reached: below it, cores / highest
+    // throughput overstates the CPU per round trip (by whatever kept the ceiling out of reach).
     let with_proc = backend_cpu.iter().all(Option::is_some) && trivial_cpu.is_some();
     let b_mix = mix_mean(&|i| backend_cpu[i].unwrap_or(0.0));
-    let overhead = if with_proc {
+    let overhead = if with_proc && split.regime == SplitRegime::CpuCeiling {
         (cpu_ms - b_mix).max(0.0)
     } else {
         0.0
@@ -1666,6 +1668,9 @@ mod tests {
         assert_eq!(d["postgres"]["cores"], 2);
         assert_eq!(d["pgbouncer"]["cpu_per_query"], json!({"const_ms": 0.02}));
         assert_eq!(d["network"]["app_postgres_rtt_ms"], 0.05);
+        // the measured hop is both app ↔ PgBouncer and PgBouncer ↔ PostgreSQL
+        assert_eq!(d["network"]["app_bouncer_rtt_ms"], 0.05);
+        assert_eq!(d["network"]["bouncer_postgres_rtt_ms"], 0.05);
         // the experiment of the live tests, merged over the model's defaults
         let text = std::fs::read_to_string(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/bench-local.json"),

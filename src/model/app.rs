@@ -40,6 +40,9 @@ pub struct Conn {
     pub broken: bool,
     /// Outcome of the connection attempt: refused with this cause.
     pub refused: Option<crate::sim::metrics::Cause>,
+    /// The acquire that opened it timed out while it was connecting: asyncpg cancels the
+    /// attempt, so it is closed when it completes instead of joining the pool.
+    pub abandoned: bool,
 }
 
 impl Conn {
@@ -57,6 +60,7 @@ impl Conn {
             req: NONE,
             broken: false,
             refused: None,
+            abandoned: false,
         }
     }
 }

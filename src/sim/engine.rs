@@ -1087,9 +1087,17 @@ impl<'a> Sim<'a> {
                         Some(Cause::MaxClientConn),
                     )
                 } else {
+                    // the login (authentication: SCRAM, TLS) is work of PgBouncer's single
+                    // thread, queued with the queries of the same process
                     bp.clients += 1;
                     let d = b.client_connect.sample(&mut self.r.connect);
-                    (net.app_bouncer_rtt + net.app_bouncer_rtt + d, None)
+                    let arrive = self.now + net.app_bouncer_rtt;
+                    let done = arrive.max(bp.cpu_free) + d;
+                    bp.cpu_free = done;
+                    if self.rec.measuring {
+                        self.rec.bouncer_cpu_ns += d.as_ns() as f64;
+                    }
+                    ((done - self.now) + net.app_bouncer_rtt, None)
                 }
             }
             Target::Primary | Target::Replicas => {
@@ -1159,6 +1167,12 @@ impl<'a> Sim<'a> {
             self.serve_waiters(p);
             return;
         }
+        if conn.abandoned {
+            self.conns[c as usize].state = ConnState::Idle;
+            self.close_conn(c);
+            self.serve_waiters(p);
+            return;
+        }
         if owner_waits {
             self.give(owner, c);
         } else {
@@ -1203,8 +1217,10 @@ impl<'a> Sim<'a> {
             Phase::Connecting => {
                 let c = q.conn;
                 q.conn = NONE;
-                // the connection attempt goes on; it joins the pool when it completes
+                // asyncpg cancels the connection attempt: the work already queued at the far
+                // end is done anyway, and the connection is closed when the attempt completes
                 self.conns[c as usize].req = NONE;
+                self.conns[c as usize].abandoned = true;
             }
             _ => return,
         }
