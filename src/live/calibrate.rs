@@ -1124,16 +1124,26 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
     // trivial statement's back-to-back round trip, so a statement's latency at concurrency 1 is
     // not charged that CPU twice. Without /proc: the delay is the back-to-back round trip and
     // every type gets the mix's wait / CPU split of its service time.
-    // The overhead is known only when the ceiling was reached: below it, cores / highest
-    // throughput overstates the CPU per round trip (by whatever kept the ceiling out of reach).
+    // The overhead is the larger of the client's CPU per round trip (on loopback) and what the
+    // ceiling implies beyond the backends' CPU — known only when the ceiling was reached: below
+    // it, cores / highest throughput overstates the CPU per round trip.
     let with_proc = backend_cpu.iter().all(Option::is_some) && trivial_cpu.is_some();
     let b_mix = mix_mean(&|i| backend_cpu[i].unwrap_or(0.0));
-    let overhead = if with_proc && split.regime == SplitRegime::CpuCeiling {
+    let trivial = trivial_cpu.unwrap_or(0.0);
+    // On loopback there is no wire: what a back-to-back trivial round trip costs beyond the
+    // backend's CPU is CPU of the same host too (the client, the kernel), and it competes with
+    // the statements for the same cores.
+    let client_cpu = if with_proc && is_loopback(&pg) {
+        (hot_rtt - trivial).max(0.0)
+    } else {
+        0.0
+    };
+    let ceiling_overhead = if with_proc && split.regime == SplitRegime::CpuCeiling {
         (cpu_ms - b_mix).max(0.0)
     } else {
         0.0
     };
-    let trivial = trivial_cpu.unwrap_or(0.0);
+    let overhead = client_cpu.max(ceiling_overhead);
     let delay = if with_proc {
         (hot_rtt - trivial - overhead).max(0.0)
     } else {
@@ -1195,6 +1205,8 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
             "back_to_back_samples": hot.len(),
             "backend_cpu_per_trivial_statement_ms": trivial_cpu.map(sig4),
             "cpu_overhead_per_round_trip_ms": sig4(overhead),
+            "client_cpu_per_round_trip_ms": sig4(client_cpu),
+            "ceiling_overhead_per_round_trip_ms": sig4(ceiling_overhead),
             "pure_delay_ms": sig4(delay),
             "note": "network.app_postgres_rtt_ms is the pure delay: the back-to-back SELECT 1 round trip minus the backend's CPU for it and the CPU overhead per round trip (both charged to the statements' CPU part instead); through PgBouncer, the back-to-back SELECT 1 through it minus PgBouncer's CPU, the backend's and the overhead, split into two equal hops",
         }),
