@@ -31,6 +31,8 @@ pub enum Stream {
     Bouncer = 13,
     /// Live mode: values of the workload's SQL parameters.
     SqlParams = 14,
+    /// The database host's wake-up from idle (`network.wakeup`).
+    Wakeup = 15,
 }
 
 /// SplitMix64 finaliser: a bijective mix of 64 bits.

@@ -258,6 +258,12 @@ pub struct NetworkFile {
     pub app_bouncer_rtt_ms: Option<f64>,
     pub bouncer_postgres_rtt_ms: Option<f64>,
     pub app_postgres_rtt_ms: Option<f64>,
+    /// Extra delay of a request that arrives when the database host's CPUs (PostgreSQL's and
+    /// PgBouncer's) have been idle for at least `wakeup_after_ms`: idle CPUs sleep, and the
+    /// first hops of the request wake them (default 0: none).
+    pub wakeup: Option<DurationSpec>,
+    /// Idle time after which the host's CPUs count as asleep (default 1 ms).
+    pub wakeup_after_ms: Option<f64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

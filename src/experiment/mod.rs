@@ -274,6 +274,10 @@ pub struct Network {
     pub app_bouncer_rtt: SimDuration,
     pub bouncer_pg_rtt: SimDuration,
     pub app_pg_rtt: SimDuration,
+    /// Delay of a request that finds the database host's CPUs asleep.
+    pub wakeup: Dist,
+    /// Idle time after which they count as asleep.
+    pub wakeup_after: SimDuration,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -284,6 +284,11 @@ pub fn validate(f: &mut ExperimentFile) -> Result<(Scenario, Vec<Problem>), Inva
             let x = *n.app_postgres_rtt_ms.get_or_insert(0.2);
             v.ms("network.app_postgres_rtt_ms", x)
         },
+        wakeup: v.dist_or("network.wakeup", &mut n.wakeup, 0.0),
+        wakeup_after: {
+            let x = *n.wakeup_after_ms.get_or_insert(1.0);
+            v.ms("network.wakeup_after_ms", x)
+        },
     };
 
     // --- postgres

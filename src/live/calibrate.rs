@@ -299,6 +299,8 @@ pub struct ModelInputs {
     pub fractions: Vec<Fractions>,
     /// σ, κ for the simulator (see [`residual_contention`]).
     pub contention: (f64, f64),
+    /// `network.wakeup`: a round trip's extra delay when the host was idle.
+    pub wakeup: Option<Value>,
 }
 
 /// The model file document.
@@ -349,6 +351,10 @@ pub fn build_model(m: &ModelInputs) -> Value {
     if !bouncer.is_empty() {
         defaults["pgbouncer"] = Value::Object(bouncer);
     }
+    if let Some(w) = &m.wakeup {
+        network["wakeup"] = w.clone();
+        network["wakeup_after_ms"] = json!(1.0);
+    }
     defaults["network"] = network;
     json!({
         "name": m.name,
@@ -397,6 +403,9 @@ fn usl_json(u: &UslFit, unit: &str) -> Value {
 // ---------------------------------------------------------------------------------------------
 // Live parts
 // ---------------------------------------------------------------------------------------------
+
+/// The pause before each "after idle" round trip.
+const WAKEUP_PAUSE: Duration = Duration::from_millis(5);
 
 /// Measure and build the model (see the module documentation).
 pub fn calibrate(opts: &CalibrateOptions) -> Result<Calibration> {
@@ -996,6 +1005,37 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         });
         bouncer_client = Some(bc);
     }
+    // idle CPUs sleep: a round trip after a pause (as the workload's own path: through
+    // PgBouncer when there is one) pays their wake-up beyond the back-to-back round trip
+    b.phase("round trips after a pause");
+    let (cold_on, hot_ref) = match &bouncer_client {
+        Some(c) => (c, median(&hot_via)),
+        None => (&direct, hot_rtt),
+    };
+    let mut wake = Vec::new();
+    let end = Instant::now() + b.share(0.03);
+    while wake.len() < 300 && (wake.len() < 50 || Instant::now() < end) {
+        tokio::time::sleep(WAKEUP_PAUSE).await;
+        let ms = timed(cold_on, "SELECT 1")
+            .await
+            .map_err(|e| anyhow!("SELECT 1 after a pause: {}", error_text(&e)))?;
+        wake.push((ms - hot_ref).max(0.001));
+        if wake.len().is_multiple_of(50) {
+            b.tick();
+        }
+    }
+    let wakeup =
+        fit::fit_empirical(&wake).map_err(|e| anyhow!("fitting the wake-up delays: {e}"))?;
+    prov.insert(
+        "wakeup".into(),
+        json!({
+            "samples": wake.len(),
+            "median_ms": sig4(median(&wake)),
+            "p95_ms": sig4(quantile(&wake, 0.95)),
+            "pause_ms": WAKEUP_PAUSE.as_millis() as u64,
+            "method": "SELECT 1 after a pause, minus the back-to-back median of the same path; the model applies it to a request that finds the database host's CPUs idle for network.wakeup_after_ms",
+        }),
+    );
     // --- 3. per transaction type at concurrency 1, each transaction followed by a SELECT 1
     // (the round trip subtracted is measured under the same conditions)
     let mut raw = Vec::new();
@@ -1309,6 +1349,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         txs: measured.clone(),
         fractions: fr.clone(),
         contention,
+        wakeup: Some(scale_dist(&wakeup.dist, 1.0)),
     };
     let model = build_model(&inputs);
 
@@ -1665,6 +1706,7 @@ mod tests {
                 1000.0,
                 3000.0,
             ),
+            wakeup: Some(json!({"const_ms": 0.3})),
         }
     }
 
@@ -1683,6 +1725,7 @@ mod tests {
         // the measured hop is both app ↔ PgBouncer and PgBouncer ↔ PostgreSQL
         assert_eq!(d["network"]["app_bouncer_rtt_ms"], 0.05);
         assert_eq!(d["network"]["bouncer_postgres_rtt_ms"], 0.05);
+        assert_eq!(d["network"]["wakeup"], json!({"const_ms": 0.3}));
         // the experiment of the live tests, merged over the model's defaults
         let text = std::fs::read_to_string(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/bench-local.json"),

@@ -33,6 +33,11 @@ const HOUSEKEEPING_PERIOD: SimDuration = SimDuration(1_000_000_000);
 #[derive(Clone, Copy, Debug)]
 enum Ev {
     UserWake(u32),
+    /// The request's first hops have woken the sleeping database host.
+    HostAwake {
+        req: u32,
+        seq: u32,
+    },
     Arrival,
     Retry {
         user: u32,
@@ -251,6 +256,7 @@ struct Rngs {
     balance: Rng,
     retry: Rng,
     bouncer: Rng,
+    wakeup: Rng,
 }
 
 struct Sim<'a> {
@@ -270,6 +276,10 @@ struct Sim<'a> {
     free_conns: Vec<u32>,
     bpools: Vec<BouncerPool>,
     bouncer_up: bool,
+    /// Whether the primary's CPUs ran a statement at the last change, and since when they have
+    /// been idle otherwise (for `network.wakeup`).
+    pg_cpu_busy: bool,
+    pg_idle_since: SimTime,
     pgs: Vec<Postgres>,
     rec: Recorder,
     rr: u32,
@@ -347,6 +357,7 @@ fn simulate_full(
         balance: s(Stream::Balance),
         retry: s(Stream::Retry),
         bouncer: s(Stream::Bouncer),
+        wakeup: s(Stream::Wakeup),
     };
     let mut pgs = vec![Postgres::new(&sc.primary)];
     pgs.extend(sc.replicas.iter().map(Postgres::new));
@@ -368,6 +379,8 @@ fn simulate_full(
         free_conns: Vec::new(),
         bpools: (0..procs).map(|_| BouncerPool::new()).collect(),
         bouncer_up: true,
+        pg_cpu_busy: false,
+        pg_idle_since: SimTime::ZERO,
         pgs,
         rec: Recorder::new(),
         rr: 0,
@@ -567,6 +580,11 @@ impl<'a> Sim<'a> {
             Ev::ClientTimeout { req, gen } => self.client_timeout(req, gen),
             Ev::Deadline(list) => self.deadline(list),
             Ev::AppCpuDone(r) => self.app_cpu_done(r),
+            Ev::HostAwake { req, seq } => {
+                if self.valid(req, seq) && self.reqs[req as usize].phase == Phase::AppCpu {
+                    self.app_start(req);
+                }
+            }
             Ev::ConnectDone(c) => self.connect_done(c),
             Ev::AcquireTimeout { req, seq } => self.acquire_timeout(req, seq),
             Ev::BouncerDispatch { req, seq } => {
@@ -763,7 +781,32 @@ impl<'a> Sim<'a> {
                 self.q.push(t, Ev::ClientTimeout { req: r, gen });
             }
         }
-        // app CPU on one of the instance's workers
+        if !sc.network.wakeup.is_zero() && self.host_asleep() {
+            let d = sc.network.wakeup.sample(&mut self.r.wakeup);
+            let seq = self.reqs[r as usize].seq;
+            self.q.push(now + d, Ev::HostAwake { req: r, seq });
+            return;
+        }
+        self.app_start(r);
+    }
+
+    /// Whether the database host's CPUs have been idle for `network.wakeup_after`: no
+    /// statement in its CPU phase on the primary, PgBouncer's processes without work.
+    fn host_asleep(&self) -> bool {
+        let after = self.sc.network.wakeup_after;
+        let now = self.now;
+        if self.pg_cpu_busy || now < self.pg_idle_since + after {
+            return false;
+        }
+        self.bpools.iter().all(|bp| now >= bp.cpu_free + after)
+    }
+
+    /// The request enters the app: app CPU on one of the instance's workers, then its
+    /// transactions.
+    fn app_start(&mut self, r: u32) {
+        let sc = self.sc;
+        let now = self.now;
+        let inst = self.reqs[r as usize].instance;
         let cpu = &sc.workload.app_cpu;
         if cpu.is_zero() {
             self.start_tx(r);
@@ -1687,6 +1730,12 @@ impl<'a> Sim<'a> {
         if pg == 0 {
             let busy = self.pgs[0].busy_cores();
             self.rec.primary_cpu_busy.set(self.now, busy);
+            if busy > 0.0 {
+                self.pg_cpu_busy = true;
+            } else if self.pg_cpu_busy {
+                self.pg_cpu_busy = false;
+                self.pg_idle_since = self.now;
+            }
         }
         if let Some(t) = next {
             let gen = self.pgs[pg as usize].gen;

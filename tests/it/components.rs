@@ -299,3 +299,31 @@ fn postgres_refuses_connections_beyond_max_connections_minus_reserved() {
     assert_eq!(refused, vec![ms(8); 3]);
     assert_eq!(rec.get("postgres_peak_connections"), 2.0);
 }
+
+#[test]
+fn a_request_that_finds_the_host_asleep_pays_the_wakeup() {
+    // one user, 1 ms of CPU per statement on one core, 0.5 ms wake-up after 1 ms of idle CPU
+    let base = json!({
+        "run": {"duration_s": 2, "warmup_s": 0.1, "replications": 1},
+        "workload": {"transactions": [{"name": "q", "statement_wait": {"const_ms": 0},
+                                       "statement_cpu": {"const_ms": 1}}]},
+        "postgres": {"cores": 1},
+        "network": {"wakeup": {"const_ms": 0.5}, "wakeup_after_ms": 1}
+    });
+    let with = |think_ms: f64| {
+        let mut over = base.clone();
+        over["clients"] = json!({"users": 1, "think_time": {"const_ms": think_ms}});
+        let (rec, _) = run_traced(&bouncer_base(over), 0);
+        rec.get("latency_mean_ms")
+    };
+    // back to back the CPU never idles for 1 ms: no wake-up
+    let hot = with(0.0);
+    // (means come from the latency histogram: 3 significant digits)
+    assert!((hot - 1.0).abs() < 1e-3, "{hot}");
+    // 0.9 ms of think time: idle, but not for long enough
+    let short = with(0.9);
+    assert!((short - 1.0).abs() < 1e-3, "{short}");
+    // 5 ms of think time: every request finds the host asleep
+    let asleep = with(5.0);
+    assert!((asleep - 1.5).abs() < 1.5e-3, "{asleep}");
+}
