@@ -16,7 +16,7 @@
 //! `max_inactive_connection_lifetime` are closed by a 1 s sweep (asyncpg arms a timer per
 //! connection). Differences from asyncpg: no barging (a released connection goes to the oldest
 //! waiter, never to a newcomer), and an acquire that times out while connecting abandons the
-//! connection attempt (as asyncpg does; the simulator lets it complete and join the pool).
+//! connection attempt (as asyncpg does, and as the simulator does).
 //!
 //! # Measurement
 //!
