@@ -404,6 +404,10 @@ fn usl_json(u: &UslFit, unit: &str) -> Value {
 // Live parts
 // ---------------------------------------------------------------------------------------------
 
+/// A type saturates the cores when its highest concurrency gains less than this factor over
+/// 2 × cores.
+const SATURATED_GAIN: f64 = 1.25;
+
 /// The pause before each "after idle" round trip.
 const WAKEUP_PAUSE: Duration = Duration::from_millis(5);
 
@@ -1040,6 +1044,11 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
     // (the round trip subtracted is measured under the same conditions)
     let mut raw = Vec::new();
     let mut backend_cpu: Vec<Option<f64>> = Vec::new();
+    // the trivial round trips measured in the same loop as the statements, direct and through
+    // PgBouncer: the reference the statements' excess is taken against (the machine's state
+    // drifts between phases; within one loop it is shared)
+    let mut after_tx = Vec::new();
+    let mut via_after_tx = Vec::new();
     let share = b.share(0.2).div_f64(txs.len() as f64);
     let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(7);
     for tx in &txs {
@@ -1055,11 +1064,18 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
             run_tx(&direct, tx, &values, &mut buf, &mut lat)
                 .await
                 .map_err(|m| tx_failed(tx, &m))?;
-            direct_rtts.push(
-                timed(&direct, "SELECT 1")
-                    .await
-                    .map_err(|e| anyhow!("SELECT 1: {}", error_text(&e)))?,
-            );
+            let one = timed(&direct, "SELECT 1")
+                .await
+                .map_err(|e| anyhow!("SELECT 1: {}", error_text(&e)))?;
+            direct_rtts.push(one);
+            after_tx.push(one);
+            if let Some(bc) = &bouncer_client {
+                via_after_tx.push(
+                    timed(bc, "SELECT 1")
+                        .await
+                        .map_err(|e| anyhow!("SELECT 1 through PgBouncer: {}", error_text(&e)))?,
+                );
+            }
             n += 1;
             if n.is_multiple_of(20) {
                 b.tick();
@@ -1086,7 +1102,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
     // --- 4. throughput against concurrency
     let max_c = opts.max_concurrency.unwrap_or((8 * cores).max(16)).max(1);
     let lv = levels(max_c);
-    let usl_share = b.share(0.5);
+    let usl_share = b.share(0.4);
     let per_level = usl_share.div_f64(lv.len() as f64);
     let warm = per_level.mul_f64(0.15).min(Duration::from_millis(500));
     let dur = per_level
@@ -1124,6 +1140,37 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         let r = run_level(&pool[..n], &txs_arc, &cum, warm, dur, 1000 + li as u64).await;
         ticker.abort();
         points.extend(r?);
+    }
+    // --- 4b. each type alone at a low and a high concurrency: where the high one adds little,
+    // the type saturated the cores, and cores / its round trips per second is its CPU per round
+    // trip under load (for short statements far below what concurrency 1 suggests: busy
+    // processes do not pay the wake-ups an idle chain does)
+    let (lo_n, hi_n) = ((2 * cores).max(2), *lv.last().unwrap_or(&1));
+    let mut loaded_cpu: Vec<Option<f64>> = vec![None; txs.len()];
+    let mut loaded_prov = Vec::new();
+    if hi_n >= 2 * lo_n {
+        let each = b.share(0.12).div_f64(2.0 * txs.len() as f64);
+        let warm = each.mul_f64(0.2).min(Duration::from_millis(300));
+        let dur = each.saturating_sub(warm).max(Duration::from_millis(300));
+        for (i, tx) in txs.iter().enumerate() {
+            b.phase("each type's throughput ceiling");
+            let one = Arc::new(vec![tx.clone()]);
+            let w = Arc::new(vec![1.0]);
+            let top = |v: Vec<LevelPoint>| v.iter().map(|p| p.statements_per_s).fold(0.0, f64::max);
+            let x_lo = top(run_level(&pool[..lo_n], &one, &w, warm, dur, 2000 + i as u64).await?);
+            let x_hi = top(run_level(&pool[..hi_n], &one, &w, warm, dur, 3000 + i as u64).await?);
+            let saturated = x_lo > 0.0 && x_hi < SATURATED_GAIN * x_lo;
+            if saturated {
+                loaded_cpu[i] = Some(1000.0 * cores as f64 / x_hi.max(x_lo));
+            }
+            loaded_prov.push(json!({
+                "transaction": tx.name,
+                "round_trips_per_s": [[lo_n, sig4(x_lo)], [hi_n, sig4(x_hi)]],
+                "saturated": saturated,
+                "cpu_per_round_trip_ms": loaded_cpu[i].map(sig4),
+            }));
+            b.tick();
+        }
     }
     drop(pool);
     let usl_points: Vec<(f64, f64)> = points
@@ -1170,11 +1217,16 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
     let with_proc = backend_cpu.iter().all(Option::is_some) && trivial_cpu.is_some();
     let b_mix = mix_mean(&|i| backend_cpu[i].unwrap_or(0.0));
     let trivial = trivial_cpu.unwrap_or(0.0);
+    let ref_rtt = if after_tx.is_empty() {
+        hot_rtt
+    } else {
+        median(&after_tx)
+    };
     // On loopback there is no wire: what a back-to-back trivial round trip costs beyond the
     // backend's CPU is CPU of the same host too (the client, the kernel), and it competes with
     // the statements for the same cores.
     let client_cpu = if with_proc && is_loopback(&pg) {
-        (hot_rtt - trivial).max(0.0)
+        (ref_rtt - trivial).max(0.0)
     } else {
         0.0
     };
@@ -1185,18 +1237,22 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
     };
     let overhead = client_cpu.max(ceiling_overhead);
     let delay = if with_proc {
-        (hot_rtt - trivial - overhead).max(0.0)
+        (ref_rtt - trivial - overhead).max(0.0)
     } else {
-        hot_rtt
+        ref_rtt
     };
     // through PgBouncer: the back-to-back round trip less PgBouncer's CPU, the backend's and the
     // overhead, as two equal hops
     let bouncer_split = bouncer_split.map(|(_, cpu): (f64, f64)| {
-        let via = median(&hot_via);
+        let via = if via_after_tx.is_empty() {
+            median(&hot_via)
+        } else {
+            median(&via_after_tx)
+        };
         let hops = if with_proc {
             via - cpu - trivial - overhead
         } else {
-            via - cpu - (hot_rtt - delay)
+            via - cpu - (ref_rtt - delay)
         };
         ((hops / 2.0).max(0.0), cpu)
     });
@@ -1214,12 +1270,14 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         measured
             .iter()
             .zip(&backend_cpu)
-            .map(|(m, c)| {
-                // at concurrency 1 the statement's CPU lies on its latency's path: no more
-                // than its service time is charged (CPU a backend spends after answering —
-                // WAL, statistics — and the overhead the unreached ceiling overstates are not)
+            .zip(&loaded_cpu)
+            .map(|((m, c), loaded)| {
+                // a type that saturated the cores alone: its CPU per round trip under load;
+                // otherwise its backend's CPU plus the overhead. At concurrency 1 the CPU lies
+                // on the latency's path: no more than the service time is charged (CPU a
+                // backend spends after answering — WAL, statistics — is not)
                 let s = fit_mean(&m.service_ms);
-                let b = (c.unwrap_or(0.0) + overhead).min(s);
+                let b = loaded.unwrap_or(c.unwrap_or(0.0) + overhead).min(s);
                 if s <= 0.0 {
                     return Fractions {
                         wait: 0.0,
@@ -1235,6 +1293,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
     } else {
         measured.iter().map(|_| mix).collect()
     };
+    prov.insert("loaded_ceilings".into(), json!(loaded_prov));
     prov.insert(
         "round_trip".into(),
         json!({
@@ -1242,13 +1301,15 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
             "direct_select1_p95_ms": sig4(quantile(&direct_rtts, 0.95)),
             "samples": direct_rtts.len(),
             "back_to_back_select1_median_ms": sig4(hot_rtt),
+            "select1_after_each_transaction_median_ms": sig4(ref_rtt),
+            "select1_through_pgbouncer_after_each_transaction_median_ms": (!via_after_tx.is_empty()).then(|| sig4(median(&via_after_tx))),
             "back_to_back_samples": hot.len(),
             "backend_cpu_per_trivial_statement_ms": trivial_cpu.map(sig4),
             "cpu_overhead_per_round_trip_ms": sig4(overhead),
             "client_cpu_per_round_trip_ms": sig4(client_cpu),
             "ceiling_overhead_per_round_trip_ms": sig4(ceiling_overhead),
             "pure_delay_ms": sig4(delay),
-            "note": "network.app_postgres_rtt_ms is the pure delay: the back-to-back SELECT 1 round trip minus the backend's CPU for it and the CPU overhead per round trip (both charged to the statements' CPU part instead); through PgBouncer, the back-to-back SELECT 1 through it minus PgBouncer's CPU, the backend's and the overhead, split into two equal hops",
+            "note": "network.app_postgres_rtt_ms is the pure delay: the SELECT 1 after each transaction (direct, median) minus the backend's CPU for it and the CPU overhead per round trip (both charged to the statements' CPU part instead); through PgBouncer, the SELECT 1 through it after each transaction minus PgBouncer's CPU, the backend's and the overhead, split into two equal hops. The back-to-back loop gives the backend's CPU of a trivial statement",
         }),
     );
 
