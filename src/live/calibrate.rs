@@ -1451,10 +1451,52 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
             if m_bouncer["proc"].is_null() { "from the added latency" } else { "from /proc" }
         );
     }
+    let _ = writeln!(
+        s,
+        "SELECT 1 after each transaction: {:.4} ms direct{}; backend CPU of a trivial statement {}; CPU overhead per round trip {:.4} ms (client {:.4}, beyond the ceiling {:.4}) → pure delay {:.4} ms",
+        ref_rtt,
+        if via_after_tx.is_empty() {
+            String::new()
+        } else {
+            format!(", {:.4} ms through PgBouncer", median(&via_after_tx))
+        },
+        trivial_cpu.map_or("unknown (no /proc)".to_string(), |c| format!("{c:.4} ms")),
+        overhead,
+        client_cpu,
+        ceiling_overhead,
+        delay
+    );
+    let _ = writeln!(
+        s,
+        "wake-up after {} ms idle: median {:.4} ms, p95 {:.4} ms ({} samples)",
+        WAKEUP_PAUSE.as_millis(),
+        median(&wake),
+        quantile(&wake, 0.95),
+        wake.len()
+    );
+    for (p, tx) in loaded_prov.iter().zip(&txs) {
+        let _ = writeln!(
+            s,
+            "{} alone: {} round trips/s{}",
+            tx.name,
+            p["round_trips_per_s"]
+                .as_array()
+                .map(|v| v
+                    .iter()
+                    .map(|x| format!("{:.0} at N={}", x[1].as_f64().unwrap_or(0.0), x[0]))
+                    .collect::<Vec<_>>()
+                    .join(", "))
+                .unwrap_or_default(),
+            match p["cpu_per_round_trip_ms"].as_f64() {
+                Some(c) => format!(" → saturated: {c:.4} ms CPU per round trip under load"),
+                None => " → not saturated: backend CPU + overhead".to_string(),
+            }
+        );
+    }
     for (m, f) in measured.iter().zip(&fr) {
         let _ = writeln!(
             s,
-            "transaction {}: {} statement(s), {} samples, service mean {:.4} ms, best {} (KS D {:.3}, p {:.3})",
+            "transaction {}: {} round trip(s), {} samples, service mean {:.4} ms, best {} (KS D {:.3}, p {:.3})",
             m.name,
             m.statements,
             m.service_ms.len(),
