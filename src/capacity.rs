@@ -98,6 +98,10 @@ pub fn capacity(sc: &Scenario) -> Capacity {
             });
         }
         let cpu = b.cpu_per_query.mean_ms();
+        if b.on_postgres_host {
+            // its CPU comes out of the primary's cores too
+            pg_cpu += cpu * bouncer_queries;
+        }
         if cpu > 0.0 && bouncer_queries > 0.0 {
             bounds.push(TierBound {
                 tier: "PgBouncer CPU".into(),

@@ -226,6 +226,9 @@ pub struct BouncerFile {
     pub client_connect: Option<DurationSpec>,
     /// Whether the pools are already at `min_pool_size` when the run starts.
     pub prewarm: Option<bool>,
+    /// PgBouncer runs on the primary's host: its CPU (queries and logins) comes out of the same
+    /// `postgres.cores` as the statements' (default false: a host of its own).
+    pub on_postgres_host: Option<bool>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, Default)]

@@ -248,6 +248,8 @@ pub struct BouncerSpec {
     pub processes: u32,
     pub client_connect: Dist,
     pub prewarm: bool,
+    /// Its CPU work also loads the primary's cores.
+    pub on_postgres_host: bool,
 }
 
 #[derive(Clone, Debug)]

@@ -411,6 +411,7 @@ pub fn validate(f: &mut ExperimentFile) -> Result<(Scenario, Vec<Problem>), Inva
             let cpu_per_query = v.dist_or("pgbouncer.cpu_per_query", &mut b.cpu_per_query, 0.035);
             let client_connect = v.dist_or("pgbouncer.client_connect", &mut b.client_connect, 0.3);
             let prewarm = *b.prewarm.get_or_insert(false);
+            let on_postgres_host = *b.on_postgres_host.get_or_insert(false);
             if max_client_conn == 0 {
                 v.err(
                     "pgbouncer.max_client_conn",
@@ -435,6 +436,7 @@ pub fn validate(f: &mut ExperimentFile) -> Result<(Scenario, Vec<Problem>), Inva
                 processes: processes.clamp(1, 64),
                 client_connect,
                 prewarm,
+                on_postgres_host,
             })
         }
     };

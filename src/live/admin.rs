@@ -364,6 +364,7 @@ mod tests {
             processes: 1,
             client_connect: crate::dist::Dist::ZERO,
             prewarm: false,
+            on_postgres_host: false,
         };
         let s: BTreeMap<_, _> = settings_of(&b).into_iter().collect();
         assert_eq!(s["pool_mode"], "transaction");

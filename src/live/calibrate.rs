@@ -301,6 +301,8 @@ pub struct ModelInputs {
     pub contention: (f64, f64),
     /// `network.wakeup`: a round trip's extra delay when the host was idle.
     pub wakeup: Option<Value>,
+    /// PgBouncer and PostgreSQL were found on the same host (`pgbouncer.on_postgres_host`).
+    pub bouncer_on_postgres_host: bool,
 }
 
 /// The model file document.
@@ -347,6 +349,9 @@ pub fn build_model(m: &ModelInputs) -> Value {
     }
     if let Some(c) = &m.client_connect {
         bouncer.insert("client_connect".into(), c.clone());
+    }
+    if m.bouncer_on_postgres_host {
+        bouncer.insert("on_postgres_host".into(), json!(true));
     }
     if !bouncer.is_empty() {
         defaults["pgbouncer"] = Value::Object(bouncer);
@@ -930,6 +935,8 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
     let mut hot_via = Vec::new();
     let mut summary = String::new();
     let mut bouncer_split = None;
+    // PgBouncer runs on this host, and so does PostgreSQL: they share the cores
+    let mut bouncer_local = false;
     let mut bouncer_client: Option<Client> = None;
     let mut m_bouncer = Value::Null;
     let rtt_phase2 = median(&direct_rtts);
@@ -945,6 +952,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         if is_loopback(bep) {
             let port = bep.config.get_ports().first().copied().unwrap_or(5432);
             if let Some(pid) = local_pgbouncer(port) {
+                bouncer_local = is_loopback(&pg);
                 b.phase("PgBouncer CPU");
                 let q0 = match &admin {
                     Some(a) => total_queries(a).await,
@@ -1411,6 +1419,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         fractions: fr.clone(),
         contention,
         wakeup: Some(scale_dist(&wakeup.dist, 1.0)),
+        bouncer_on_postgres_host: bouncer_local,
     };
     let model = build_model(&inputs);
 
@@ -1810,6 +1819,7 @@ mod tests {
                 3000.0,
             ),
             wakeup: Some(json!({"const_ms": 0.3})),
+            bouncer_on_postgres_host: true,
         }
     }
 
@@ -1829,6 +1839,7 @@ mod tests {
         assert_eq!(d["network"]["app_bouncer_rtt_ms"], 0.05);
         assert_eq!(d["network"]["bouncer_postgres_rtt_ms"], 0.05);
         assert_eq!(d["network"]["wakeup"], json!({"const_ms": 0.3}));
+        assert_eq!(d["pgbouncer"]["on_postgres_host"], true);
         // the experiment of the live tests, merged over the model's defaults
         let text = std::fs::read_to_string(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/bench-local.json"),

@@ -676,6 +676,10 @@ impl<'a> Sim<'a> {
 
     #[inline]
     fn valid(&self, r: u32, seq: u32) -> bool {
+        if r == NONE {
+            // PgBouncer's work on the primary's cores (`on_postgres_host`)
+            return false;
+        }
         let q = &self.reqs[r as usize];
         q.phase != Phase::Free && q.seq == seq
     }
@@ -1140,6 +1144,9 @@ impl<'a> Sim<'a> {
                     if self.rec.measuring {
                         self.rec.bouncer_cpu_ns += d.as_ns() as f64;
                     }
+                    if b.on_postgres_host {
+                        self.host_load(d);
+                    }
                     ((done - self.now) + net.app_bouncer_rtt, None)
                 }
             }
@@ -1402,6 +1409,9 @@ impl<'a> Sim<'a> {
             bp.cpu_free = done;
             if self.rec.measuring {
                 self.rec.bouncer_cpu_ns += cost.as_ns() as f64;
+            }
+            if b.on_postgres_host {
+                self.host_load(cost);
             }
             self.reqs[r as usize].phase = Phase::ToBouncer;
             self.q.push(done, Ev::BouncerDispatch { req: r, seq });
@@ -1716,6 +1726,17 @@ impl<'a> Sim<'a> {
         } else {
             self.ps_add(r, cpu);
         }
+    }
+
+    /// PgBouncer's work on the primary's host takes its share of the same cores: a job of
+    /// `work` CPU time in the primary's processor sharing that no request waits for (its
+    /// latency is PgBouncer's own single thread).
+    fn host_load(&mut self, work: SimDuration) {
+        if work.is_zero() || !self.pgs[0].up {
+            return;
+        }
+        let next = self.pgs[0].add(self.now, NONE, 0, work);
+        self.after_ps_change(0, next);
     }
 
     fn ps_add(&mut self, r: u32, work: SimDuration) {

@@ -327,3 +327,26 @@ fn a_request_that_finds_the_host_asleep_pays_the_wakeup() {
     let asleep = with(5.0);
     assert!((asleep - 1.5).abs() < 1.5e-3, "{asleep}");
 }
+
+#[test]
+fn pgbouncer_on_the_database_host_takes_its_share_of_the_cores() {
+    // 1 ms of statement CPU on 1 core and 1 ms of PgBouncer CPU per query, 8 users back to back:
+    // on separate hosts both run at 1,000/s; on one host the core does 2 ms per transaction
+    let rps = |shared: bool| {
+        let sc = bouncer_base(json!({
+            "run": {"duration_s": 5, "warmup_s": 0.5, "replications": 1},
+            "clients": {"users": 8},
+            "workload": {"transactions": [{"name": "q", "statement_wait": {"const_ms": 0},
+                                           "statement_cpu": {"const_ms": 1}}]},
+            "app": {"pools": {"primary": {"min_size": 8, "max_size": 8}}},
+            "pgbouncer": {"default_pool_size": 8, "cpu_per_query": {"const_ms": 1},
+                          "on_postgres_host": shared},
+            "postgres": {"cores": 1}
+        }));
+        run_traced(&sc, 0).0.get("throughput_rps")
+    };
+    let apart = rps(false);
+    let together = rps(true);
+    assert!((apart - 1000.0).abs() < 10.0, "{apart}");
+    assert!((together - 500.0).abs() < 10.0, "{together}");
+}

@@ -92,10 +92,13 @@ prop_compose! {
             "pgbouncer": {"pool_mode": mode, "default_pool_size": pool_size, "min_pool_size": 1,
                 "reserve_pool_size": reserve, "reserve_pool_timeout_s": reserve_timeout,
                 "max_client_conn": max_client_conn, "query_wait_timeout_s": qwt, "prewarm": prewarm,
+                // (tied to prewarm to stay within the strategy's arity)
+                "on_postgres_host": prewarm,
                 "server_lifetime_s": 1.5, "server_idle_timeout_s": 1},
             "postgres": pg,
             "replicas": {"count": 2, "max_connections": max_conn},
-            "network": {"app_bouncer_rtt_ms": rtt, "bouncer_postgres_rtt_ms": rtt / 2.0, "app_postgres_rtt_ms": rtt},
+            "network": {"app_bouncer_rtt_ms": rtt, "bouncer_postgres_rtt_ms": rtt / 2.0, "app_postgres_rtt_ms": rtt,
+                "wakeup": {"const_ms": rtt}, "wakeup_after_ms": 0.5},
             "faults": faults
         })
     }
