@@ -1138,15 +1138,7 @@ impl<'a> Sim<'a> {
                     // thread, queued with the queries of the same process
                     bp.clients += 1;
                     let d = b.client_connect.sample(&mut self.r.connect);
-                    let arrive = self.now + net.app_bouncer_rtt;
-                    let done = arrive.max(bp.cpu_free) + d;
-                    bp.cpu_free = done;
-                    if self.rec.measuring {
-                        self.rec.bouncer_cpu_ns += d.as_ns() as f64;
-                    }
-                    if b.on_postgres_host {
-                        self.host_load(d);
-                    }
+                    let done = self.bouncer_work(proc, self.now + net.app_bouncer_rtt, d);
                     ((done - self.now) + net.app_bouncer_rtt, None)
                 }
             }
@@ -1402,17 +1394,9 @@ impl<'a> Sim<'a> {
         }
         if conn.via_bouncer {
             let b = sc.bouncer.as_ref().expect("validated");
-            let bp = &mut self.bpools[conn.bproc as usize];
-            let arrive = now + sc.network.app_bouncer_rtt.half();
+            let proc = conn.bproc;
             let cost = b.cpu_per_query.sample(&mut self.r.bouncer);
-            let done = arrive.max(bp.cpu_free) + cost;
-            bp.cpu_free = done;
-            if self.rec.measuring {
-                self.rec.bouncer_cpu_ns += cost.as_ns() as f64;
-            }
-            if b.on_postgres_host {
-                self.host_load(cost);
-            }
+            let done = self.bouncer_work(proc, now + sc.network.app_bouncer_rtt.half(), cost);
             self.reqs[r as usize].phase = Phase::ToBouncer;
             self.q.push(done, Ev::BouncerDispatch { req: r, seq });
         } else {
@@ -1726,6 +1710,22 @@ impl<'a> Sim<'a> {
         } else {
             self.ps_add(r, cpu);
         }
+    }
+
+    /// `work` of CPU on PgBouncer process `proc`'s single thread, queued behind what it already
+    /// has from `arrive` on; returns when it is done. On the database host it also loads the
+    /// primary's cores.
+    fn bouncer_work(&mut self, proc: u32, arrive: SimTime, work: SimDuration) -> SimTime {
+        let bp = &mut self.bpools[proc as usize];
+        let done = arrive.max(bp.cpu_free) + work;
+        bp.cpu_free = done;
+        if self.rec.measuring {
+            self.rec.bouncer_cpu_ns += work.as_ns() as f64;
+        }
+        if self.sc.bouncer.as_ref().is_some_and(|b| b.on_postgres_host) {
+            self.host_load(work);
+        }
+        done
     }
 
     /// PgBouncer's work on the primary's host takes its share of the same cores: a job of
