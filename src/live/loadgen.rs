@@ -33,7 +33,7 @@ use crate::experiment::{Balance, Hold, Load, PoolKind, Scenario, Target};
 use crate::live::sql::LiveTx;
 use crate::rng::{self, Rng, Stream};
 use crate::sim::metrics::TimeAvg;
-use crate::sim::{metric_index, Cause, CAUSES, FIRST_CAUSE_METRIC, METRIC_NAMES};
+use crate::sim::{metric_index, Cause, CAUSES, METRIC_NAMES};
 use crate::stats::LatencyHistogram;
 use crate::units::{SimDuration, SimTime};
 use deadpool::managed::{Manager, Metrics, Object, Pool, PoolError, QueueMode, RecycleError};
@@ -1157,51 +1157,6 @@ fn window_values<D: Db>(t: &mut Tally, ctx: &Ctx<D>, end: Instant, window: Durat
     let mut v = vec![0.0; METRIC_NAMES.len()];
     let set = |v: &mut Vec<f64>, name: &str, x: f64| v[metric_index(name)] = x;
     let failed: u64 = t.failures.iter().sum::<u64>() + t.other_failures;
-    let ended = t.completed + failed;
-    set(&mut v, "throughput_rps", t.completed as f64 / window_s);
-    set(
-        &mut v,
-        "tx_throughput_tps",
-        t.tx_completed as f64 / window_s,
-    );
-    let ms = |ns: f64| ns / 1e6;
-    if t.latency.count() > 0 {
-        set(&mut v, "latency_mean_ms", ms(t.latency.mean_ns()));
-        set(
-            &mut v,
-            "latency_p50_ms",
-            ms(t.latency.quantile_ns(0.50) as f64),
-        );
-        set(
-            &mut v,
-            "latency_p95_ms",
-            ms(t.latency.quantile_ns(0.95) as f64),
-        );
-        set(
-            &mut v,
-            "latency_p99_ms",
-            ms(t.latency.quantile_ns(0.99) as f64),
-        );
-        set(&mut v, "latency_max_ms", ms(t.latency.max_ns() as f64));
-    }
-    let denom = ended.max(1) as f64;
-    set(&mut v, "failure_rate", failed as f64 / denom);
-    for (i, c) in CAUSES.iter().enumerate() {
-        v[FIRST_CAUSE_METRIC + i] = t.failures[*c as usize] as f64 / denom;
-    }
-    if t.acquire_wait.count() > 0 {
-        set(&mut v, "acquire_wait_mean_ms", ms(t.acquire_wait.mean_ns()));
-        set(
-            &mut v,
-            "acquire_wait_p95_ms",
-            ms(t.acquire_wait.quantile_ns(0.95) as f64),
-        );
-        set(
-            &mut v,
-            "acquire_wait_p99_ms",
-            ms(t.acquire_wait.quantile_ns(0.99) as f64),
-        );
-    }
     let c = &ctx.counters;
     set(
         &mut v,
@@ -1228,16 +1183,19 @@ fn window_values<D: Db>(t: &mut Tally, ctx: &Ctx<D>, end: Instant, window: Durat
         .iter()
         .map(|(&t0, &n)| now.0.saturating_sub(t0.max(ws)) as f64 * n as f64)
         .sum();
-    let l = (t.in_system_area_ns + partial) / (window_s * 1e9);
-    set(&mut v, "in_system_mean", l);
-    let x = t.sojourn_n as f64 / window_s;
-    let w = if t.sojourn_n > 0 {
-        t.sojourn_ns / t.sojourn_n as f64 / 1e9
-    } else {
-        0.0
-    };
-    let resid = if l > 0.0 { (l - x * w).abs() / l } else { 0.0 };
-    set(&mut v, "littles_law_residual", resid);
+    crate::sim::metrics::Outcomes {
+        window_s,
+        completed: t.completed,
+        tx_completed: t.tx_completed,
+        failures: &t.failures,
+        other_failures: t.other_failures,
+        latency: &t.latency,
+        acquire_wait: &t.acquire_wait,
+        in_system_mean: (t.in_system_area_ns + partial) / (window_s * 1e9),
+        sojourn_n: t.sojourn_n,
+        sojourn_ns: t.sojourn_ns,
+    }
+    .write(&mut v);
     set(
         &mut v,
         "requests_issued",

@@ -8,9 +8,9 @@
 //! dropped. Lazily removed queue entries (app-pool waiters, PgBouncer waiting clients) use the same
 //! idea.
 
-use super::metrics::{Cause, Recorder, CAUSES};
+use super::metrics::{Cause, Recorder};
 use super::queue::EventQueue;
-use super::{FIRST_CAUSE_METRIC, METRIC_NAMES};
+use super::METRIC_NAMES;
 use crate::experiment::{
     Balance, FaultKind, FaultTarget, Hold, Load, PoolKind, PoolMode, Scenario, Target,
 };
@@ -2274,41 +2274,20 @@ impl<'a> Sim<'a> {
         let mut v = vec![0.0; METRIC_NAMES.len()];
         let set = |v: &mut Vec<f64>, name: &str, x: f64| v[super::metric_index(name)] = x;
         let failed: u64 = rec.failures.iter().sum();
-        let ended = rec.completed + failed;
-        set(&mut v, "throughput_rps", rec.completed as f64 / window);
-        set(
-            &mut v,
-            "tx_throughput_tps",
-            rec.tx_completed as f64 / window,
-        );
+        super::metrics::Outcomes {
+            window_s: window,
+            completed: rec.completed,
+            tx_completed: rec.tx_completed,
+            failures: &rec.failures,
+            other_failures: 0,
+            latency: &rec.latency,
+            acquire_wait: &rec.acquire_wait,
+            in_system_mean: rec.in_system.mean(now),
+            sojourn_n: rec.sojourn_n,
+            sojourn_ns: rec.sojourn_ns,
+        }
+        .write(&mut v);
         let ms = |ns: f64| ns / 1e6;
-        let lat = &rec.latency;
-        if lat.count() > 0 {
-            set(&mut v, "latency_mean_ms", ms(lat.mean_ns()));
-            set(&mut v, "latency_p50_ms", ms(lat.quantile_ns(0.50) as f64));
-            set(&mut v, "latency_p95_ms", ms(lat.quantile_ns(0.95) as f64));
-            set(&mut v, "latency_p99_ms", ms(lat.quantile_ns(0.99) as f64));
-            set(&mut v, "latency_max_ms", ms(lat.max_ns() as f64));
-        }
-        let denom = ended.max(1) as f64;
-        set(&mut v, "failure_rate", failed as f64 / denom);
-        for (i, c) in CAUSES.iter().enumerate() {
-            v[FIRST_CAUSE_METRIC + i] = rec.failures[*c as usize] as f64 / denom;
-        }
-        let aw = &rec.acquire_wait;
-        if aw.count() > 0 {
-            set(&mut v, "acquire_wait_mean_ms", ms(aw.mean_ns()));
-            set(
-                &mut v,
-                "acquire_wait_p95_ms",
-                ms(aw.quantile_ns(0.95) as f64),
-            );
-            set(
-                &mut v,
-                "acquire_wait_p99_ms",
-                ms(aw.quantile_ns(0.99) as f64),
-            );
-        }
         set(
             &mut v,
             "pool_exhaustion_per_s",
@@ -2383,17 +2362,6 @@ impl<'a> Sim<'a> {
             "connections_opened_per_s",
             rec.connections_opened as f64 / window,
         );
-        let l = rec.in_system.mean(now);
-        set(&mut v, "in_system_mean", l);
-        // Little: L = X·W over the window, X counting every request that ended (served or not)
-        let x = rec.sojourn_n as f64 / window;
-        let w = if rec.sojourn_n > 0 {
-            rec.sojourn_ns / rec.sojourn_n as f64 / 1e9
-        } else {
-            0.0
-        };
-        let resid = if l > 0.0 { (l - x * w).abs() / l } else { 0.0 };
-        set(&mut v, "littles_law_residual", resid);
         set(&mut v, "requests_issued", rec.issued as f64);
         set(&mut v, "requests_completed", rec.completed as f64);
         set(&mut v, "requests_failed", failed as f64);

@@ -220,3 +220,78 @@ impl Default for Recorder {
         Self::new()
     }
 }
+
+/// What a run saw of its requests in the measurement window, from which the outcome metrics are
+/// computed the same way whether the run was simulated ([`crate::sim::run`]) or measured (the
+/// live load generator).
+pub struct Outcomes<'a> {
+    pub window_s: f64,
+    pub completed: u64,
+    pub tx_completed: u64,
+    /// Failures by cause, indexed by `Cause as usize`.
+    pub failures: &'a [u64; CAUSES.len()],
+    /// Failures of no modelled cause (SQL errors, live only): in the failure rate, under no cause.
+    pub other_failures: u64,
+    pub latency: &'a LatencyHistogram,
+    pub acquire_wait: &'a LatencyHistogram,
+    /// Time-averaged requests in the system.
+    pub in_system_mean: f64,
+    /// Requests that ended (served or not) and the sum of their times in the window.
+    pub sojourn_n: u64,
+    pub sojourn_ns: f64,
+}
+
+impl Outcomes<'_> {
+    /// Write throughput, latency, failure rates (with causes), acquire wait, mean in system
+    /// and Little's-law residual into `v` (indexed like `METRIC_NAMES`).
+    pub fn write(&self, v: &mut [f64]) {
+        let set = |v: &mut [f64], name: &str, x: f64| v[super::metric_index(name)] = x;
+        let ms = |ns: f64| ns / 1e6;
+        let window = self.window_s.max(1e-9);
+        set(v, "throughput_rps", self.completed as f64 / window);
+        set(v, "tx_throughput_tps", self.tx_completed as f64 / window);
+        for (h, mean, pcts) in [
+            (
+                self.latency,
+                "latency_mean_ms",
+                &[
+                    (0.50, "latency_p50_ms"),
+                    (0.95, "latency_p95_ms"),
+                    (0.99, "latency_p99_ms"),
+                ][..],
+            ),
+            (
+                self.acquire_wait,
+                "acquire_wait_mean_ms",
+                &[(0.95, "acquire_wait_p95_ms"), (0.99, "acquire_wait_p99_ms")][..],
+            ),
+        ] {
+            if h.count() > 0 {
+                set(v, mean, ms(h.mean_ns()));
+                for &(p, name) in pcts {
+                    set(v, name, ms(h.quantile_ns(p) as f64));
+                }
+            }
+        }
+        if self.latency.count() > 0 {
+            set(v, "latency_max_ms", ms(self.latency.max_ns() as f64));
+        }
+        let failed: u64 = self.failures.iter().sum::<u64>() + self.other_failures;
+        let denom = (self.completed + failed).max(1) as f64;
+        set(v, "failure_rate", failed as f64 / denom);
+        for (i, c) in CAUSES.iter().enumerate() {
+            v[super::FIRST_CAUSE_METRIC + i] = self.failures[*c as usize] as f64 / denom;
+        }
+        let l = self.in_system_mean;
+        set(v, "in_system_mean", l);
+        // Little: L = X·W over the window, X counting every request that ended (served or not)
+        let x = self.sojourn_n as f64 / window;
+        let w = if self.sojourn_n > 0 {
+            self.sojourn_ns / self.sojourn_n as f64 / 1e9
+        } else {
+            0.0
+        };
+        let resid = if l > 0.0 { (l - x * w).abs() / l } else { 0.0 };
+        set(v, "littles_law_residual", resid);
+    }
+}
