@@ -27,7 +27,7 @@ use super::loadgen::{self, Db, Phase, RunOutput};
 use super::pg::{error_text, Endpoint, PgDb, APPLICATION_NAME, MONITOR_APPLICATION_NAME};
 use super::sql::{compile, LiveTx};
 use crate::experiment::{BouncerSpec, Invalid, PoolMode, Problem, Scenario, Target};
-use crate::report::{self, Axis, MetricOut, PointOut, Results};
+use crate::report::{self, MetricOut, PointOut, Results};
 use crate::sim::{metric_index, RunRecord, METRIC_NAMES};
 use crate::sweep::{summarize, Plan, Point};
 use anyhow::{anyhow, Context, Result};
@@ -784,14 +784,7 @@ async fn bench_async(plan: &Plan, warnings: &[Problem], opts: &Options) -> Resul
         confidence: sc0.run.confidence,
         replications: opts.replications.unwrap_or(sc0.run.replications),
         shard: None,
-        axes: plan
-            .axes
-            .iter()
-            .map(|(p, v)| Axis {
-                path: p.clone(),
-                values: v.clone(),
-            })
-            .collect(),
+        axes: report::axes_of(plan),
         warnings: all_warnings,
         points: points_out,
         resolved_experiment: serde_json::to_value(&first.resolved).expect("serialisable"),

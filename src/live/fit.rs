@@ -488,13 +488,9 @@ fn usl_levenberg_marquardt(data: &[(f64, f64)], start: [f64; 3]) -> LmOutcome {
     }
 }
 
-/// Fits the Universal Scalability Law to `(concurrency, throughput)` points by constrained
-/// non-linear least squares (see the module documentation).
-///
-/// Concurrencies must be finite and ≥ 1, throughputs finite and > 0 (any unit: λ and the peak
-/// come out in the same unit). Several points per concurrency are welcome; at least
-/// [`USL_MIN_POINTS`] points at [`USL_MIN_LEVELS`] distinct concurrencies are required.
-pub fn fit_usl(points: &[(f64, f64)]) -> Result<UslFit, FitError> {
+/// `(concurrency, value)` points: concurrencies finite and ≥ 1, values (named `what`) finite
+/// and > 0.
+fn check_concurrency_points(points: &[(f64, f64)], what: &'static str) -> Result<(), FitError> {
     for (index, &(n, x)) in points.iter().enumerate() {
         if !(n.is_finite() && n >= 1.0) {
             return Err(FitError::InvalidValue {
@@ -506,13 +502,24 @@ pub fn fit_usl(points: &[(f64, f64)]) -> Result<UslFit, FitError> {
         }
         if !(x.is_finite() && x > 0.0) {
             return Err(FitError::InvalidValue {
-                what: "throughput",
+                what,
                 index,
                 value: x,
                 requirement: "> 0",
             });
         }
     }
+    Ok(())
+}
+
+/// Fits the Universal Scalability Law to `(concurrency, throughput)` points by constrained
+/// non-linear least squares (see the module documentation).
+///
+/// Concurrencies must be finite and ≥ 1, throughputs finite and > 0 (any unit: λ and the peak
+/// come out in the same unit). Several points per concurrency are welcome; at least
+/// [`USL_MIN_POINTS`] points at [`USL_MIN_LEVELS`] distinct concurrencies are required.
+pub fn fit_usl(points: &[(f64, f64)]) -> Result<UslFit, FitError> {
+    check_concurrency_points(points, "throughput")?;
     if points.len() < USL_MIN_POINTS {
         return Err(FitError::TooFewSamples {
             what: "(concurrency, throughput) points for a USL fit",
@@ -1271,23 +1278,8 @@ pub fn split_wait_cpu(
     }
     let mut max_throughput = 0.0f64;
     let mut n_top = 0.0f64;
-    for (index, &(n, r)) in points.iter().enumerate() {
-        if !(n.is_finite() && n >= 1.0) {
-            return Err(FitError::InvalidValue {
-                what: "concurrency",
-                index,
-                value: n,
-                requirement: ">= 1",
-            });
-        }
-        if !(r.is_finite() && r > 0.0) {
-            return Err(FitError::InvalidValue {
-                what: "mean latency (ms)",
-                index,
-                value: r,
-                requirement: "> 0",
-            });
-        }
+    check_concurrency_points(points, "mean latency (ms)")?;
+    for &(n, r) in points {
         max_throughput = max_throughput.max(1000.0 * n / r);
         n_top = n_top.max(n);
     }

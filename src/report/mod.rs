@@ -238,14 +238,7 @@ pub fn build(
         confidence: sc.run.confidence,
         replications: sc.run.replications,
         shard,
-        axes: plan
-            .axes
-            .iter()
-            .map(|(p, v)| Axis {
-                path: p.clone(),
-                values: v.clone(),
-            })
-            .collect(),
+        axes: axes_of(plan),
         warnings: warnings.iter().map(|w| w.to_string()).collect(),
         points,
         resolved_experiment: serde_json::to_value(&first.resolved).expect("serialisable"),
@@ -396,6 +389,17 @@ pub fn merge(parts: Vec<(String, Results)>) -> Result<Results, MergeError> {
         points,
         ..first
     })
+}
+
+/// The sweep's axes as the results list them.
+pub fn axes_of(plan: &Plan) -> Vec<Axis> {
+    plan.axes
+        .iter()
+        .map(|(p, v)| Axis {
+            path: p.clone(),
+            values: v.clone(),
+        })
+        .collect()
 }
 
 #[cfg(test)]
