@@ -33,6 +33,9 @@ pub enum Stream {
     SqlParams = 14,
     /// The database host's wake-up from idle (`network.wakeup`).
     Wakeup = 15,
+    /// The core a statement is placed on when every core is busy
+    /// (`postgres.cpu_scheduling: per_core`); one generator per server, see [`stream_of`].
+    CpuPlacement = 16,
 }
 
 /// SplitMix64 finaliser: a bijective mix of 64 bits.
@@ -57,6 +60,18 @@ pub fn stream(master: u64, replication: u32, stream: Stream) -> Rng {
     Pcg64Mcg::from_seed(seed.to_le_bytes())
 }
 
+/// A generator for one of several servers of one stream of one replication: `index` 0 is
+/// [`stream`] itself, others are derived from it.
+pub fn stream_of(master: u64, replication: u32, stream: Stream, index: u64) -> Rng {
+    let mut seed = derive_seed(master, replication, stream);
+    if index > 0 {
+        let hi = splitmix64((seed >> 64) as u64 ^ splitmix64(index));
+        let lo = splitmix64(seed as u64 ^ splitmix64(hi ^ index));
+        seed = ((hi as u128) << 64) | lo as u128;
+    }
+    Pcg64Mcg::from_seed(seed.to_le_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,5 +88,10 @@ mod tests {
         assert_ne!(x, c.next_u64());
         assert_ne!(x, d.next_u64());
         assert_ne!(stream(8, 0, Stream::Think).next_u64(), x);
+        let y = stream(7, 0, Stream::CpuPlacement).next_u64();
+        assert_eq!(stream_of(7, 0, Stream::CpuPlacement, 0).next_u64(), y);
+        let z = stream_of(7, 0, Stream::CpuPlacement, 1).next_u64();
+        assert_ne!(z, y);
+        assert_ne!(stream_of(7, 0, Stream::CpuPlacement, 2).next_u64(), z);
     }
 }

@@ -242,6 +242,10 @@ pub struct PostgresFile {
     pub contention_sigma: Option<f64>,
     /// USL coherency κ: crosstalk between running backends.
     pub contention_kappa: Option<f64>,
+    /// How the cores are shared among running statements: `shared` (ideal processor sharing,
+    /// the default when absent) or `per_core` (one run queue per core, as Linux keeps them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_scheduling: Option<String>,
     /// Cost of starting a backend for a new connection (fork, auth, catalog cache).
     pub backend_start: Option<DurationSpec>,
     pub statement_timeout_ms: Option<f64>,

@@ -260,8 +260,21 @@ pub struct PgSpec {
     pub cores: Option<u32>,
     pub sigma: f64,
     pub kappa: f64,
+    /// How the cores are shared among the running statements.
+    pub cpu_scheduling: CpuScheduling,
     pub backend_start: Dist,
     pub statement_timeout: Option<SimDuration>,
+}
+
+/// `postgres.cpu_scheduling`: how PostgreSQL's cores are shared among running statements.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CpuScheduling {
+    /// `shared`: ideal processor sharing over all the cores.
+    #[default]
+    Shared,
+    /// `per_core`: one run queue per core, placement on an idle core or a random one, and
+    /// newidle balancing (see `model/backend.rs`). Needs a finite number of cores.
+    PerCore,
 }
 
 impl PgSpec {

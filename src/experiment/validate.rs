@@ -314,6 +314,22 @@ pub fn validate(f: &mut ExperimentFile) -> Result<(Scenario, Vec<Problem>), Inva
             "use 0 for no coherency delay, ~0.0001-0.01 typically",
         );
     }
+    // absent means shared, and is not written back: results stay as they were without it
+    let cpu_scheduling = match p.cpu_scheduling.as_deref() {
+        None => CpuScheduling::Shared,
+        Some(s) => match v.choice("postgres.cpu_scheduling", s, &["shared", "per_core"]) {
+            Some("per_core") => CpuScheduling::PerCore,
+            _ => CpuScheduling::Shared,
+        },
+    };
+    if cpu_scheduling == CpuScheduling::PerCore && cores == 0 {
+        v.err(
+            "postgres.cpu_scheduling",
+            "\"per_core\"",
+            "needs a number of cores, but postgres.cores is 0 (unlimited)",
+            "set postgres.cores to the host's core count (1 or more), or use cpu_scheduling \"shared\"",
+        );
+    }
     if reserved >= max_connections {
         v.err(
             "postgres.superuser_reserved_connections",
@@ -335,6 +351,7 @@ pub fn validate(f: &mut ExperimentFile) -> Result<(Scenario, Vec<Problem>), Inva
         cores: (cores > 0).then_some(cores),
         sigma,
         kappa,
+        cpu_scheduling,
         backend_start: backend_start.clone(),
         statement_timeout,
     };
@@ -350,6 +367,14 @@ pub fn validate(f: &mut ExperimentFile) -> Result<(Scenario, Vec<Problem>), Inva
             rcount,
             "at most 64 replicas",
             "model fewer, larger replicas",
+        );
+    }
+    if cpu_scheduling == CpuScheduling::PerCore && rcount > 0 && rcores == 0 {
+        v.err(
+            "replicas.cores",
+            0,
+            "postgres.cpu_scheduling \"per_core\" applies to the replicas too and needs a number of cores",
+            "set replicas.cores to the replicas' core count (1 or more), or use cpu_scheduling \"shared\"",
         );
     }
     let replicas: Vec<PgSpec> = (0..rcount.min(64))
@@ -1081,6 +1106,51 @@ mod tests {
         let paths: Vec<&str> = err.0.iter().map(|p| p.path.as_str()).collect();
         assert!(paths.contains(&"app.pools.primary.min_size"), "{err}");
         assert!(paths.contains(&"app.pools.other.max_size"), "{err}");
+    }
+
+    #[test]
+    fn cpu_scheduling_is_shared_unless_per_core_is_asked_for_with_cores() {
+        let doc = |pg: serde_json::Value| {
+            json!({
+                "clients": {"users": 1},
+                "workload": {"transactions": [{"name": "q"}]},
+                "app": {"pools": {"primary": {}}},
+                "postgres": pg,
+                "replicas": {"count": 1, "cores": 0}
+            })
+        };
+        // absent: shared, and not written back (the resolved experiment stays as it was)
+        let (mut f, _) = parse_file(&doc(json!({})));
+        f.replicas.as_mut().unwrap().count = Some(0);
+        let (sc, _) = validate(&mut f).unwrap();
+        assert_eq!(sc.primary.cpu_scheduling, CpuScheduling::Shared);
+        assert!(f.postgres.unwrap().cpu_scheduling.is_none());
+        let (sc, _) = check(doc(json!({"cpu_scheduling": "shared"}))).unwrap();
+        assert_eq!(sc.primary.cpu_scheduling, CpuScheduling::Shared);
+
+        let mut d = doc(json!({"cpu_scheduling": "per_core", "cores": 2}));
+        d["replicas"]["cores"] = json!(4);
+        let (sc, _) = check(d).unwrap();
+        assert_eq!(sc.primary.cpu_scheduling, CpuScheduling::PerCore);
+        assert_eq!(sc.replicas[0].cpu_scheduling, CpuScheduling::PerCore);
+
+        let err = check(doc(json!({"cpu_scheduling": "fair"}))).unwrap_err();
+        let p = &err.0[0];
+        assert_eq!(p.path, "postgres.cpu_scheduling");
+        assert_eq!(p.value, "\"fair\"");
+        assert!(
+            p.hint.contains("shared") && p.hint.contains("per_core"),
+            "{err}"
+        );
+
+        // unlimited cores cannot be run queues, on the primary or on the replicas
+        let err = check(doc(json!({"cpu_scheduling": "per_core", "cores": 0}))).unwrap_err();
+        let paths: Vec<&str> = err.0.iter().map(|p| p.path.as_str()).collect();
+        assert!(paths.contains(&"postgres.cpu_scheduling"), "{err}");
+        assert!(err.to_string().contains("postgres.cores"), "{err}");
+        let err = check(doc(json!({"cpu_scheduling": "per_core", "cores": 2}))).unwrap_err();
+        assert_eq!(err.0.len(), 1, "{err}");
+        assert_eq!(err.0[0].path, "replicas.cores");
     }
 
     #[test]

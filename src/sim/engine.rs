@@ -18,7 +18,7 @@ use crate::model::app::{AppPool, Conn, ConnState, Instance};
 use crate::model::backend::Postgres;
 use crate::model::bouncer::{BouncerPool, SvState, Waiter};
 use crate::model::NONE;
-use crate::rng::{stream, Rng, Stream};
+use crate::rng::{stream, stream_of, Rng, Stream};
 use crate::units::{SimDuration, SimTime};
 use rand::Rng as _;
 use std::collections::VecDeque;
@@ -359,8 +359,17 @@ fn simulate_full(
         bouncer: s(Stream::Bouncer),
         wakeup: s(Stream::Wakeup),
     };
-    let mut pgs = vec![Postgres::new(&sc.primary)];
-    pgs.extend(sc.replicas.iter().map(Postgres::new));
+    // server i (0 = the primary) places statements on its cores with its own generator
+    let pgs: Vec<Postgres> = std::iter::once(&sc.primary)
+        .chain(&sc.replicas)
+        .enumerate()
+        .map(|(i, spec)| {
+            Postgres::new(
+                spec,
+                stream_of(seed, replication, Stream::CpuPlacement, i as u64),
+            )
+        })
+        .collect();
     let procs = sc.bouncer.as_ref().map_or(0, |b| b.processes);
     let max_users = sc.clients.load.max_users() as usize;
     let mut sim = Sim {

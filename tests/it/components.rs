@@ -350,3 +350,54 @@ fn pgbouncer_on_the_database_host_takes_its_share_of_the_cores() {
     assert!((apart - 1000.0).abs() < 10.0, "{apart}");
     assert!((together - 500.0).abs() < 10.0, "{together}");
 }
+
+#[test]
+fn per_core_run_queues_keep_the_throughput_and_widen_the_latency_tail() {
+    // 1 ms of CPU per statement on 2 cores, users back to back through a PgBouncer that does not
+    // limit them. Shared processor sharing runs the 4 statements at half speed: all take 2 ms.
+    // Per-core run queues place the 3rd and 4th on random busy cores: a statement sharing its
+    // core with one that started earlier waits longer, one alone runs at full speed, and an
+    // emptied core pulls from a crowded one, so throughput stays at 2,000/s.
+    let run_with = |users: u32, scheduling: &str| {
+        let sc = bouncer_base(json!({
+            "run": {"duration_s": 20, "warmup_s": 1, "replications": 1},
+            "clients": {"users": users},
+            "workload": {"transactions": [{"name": "q", "statement_wait": {"const_ms": 0},
+                                           "statement_cpu": {"const_ms": 1}}]},
+            "app": {"pools": {"primary": {"min_size": users, "max_size": users}}},
+            "pgbouncer": {"default_pool_size": 8},
+            "postgres": {"cores": 2, "cpu_scheduling": scheduling}
+        }));
+        poolsim::sim::run(&sc, 0)
+    };
+    let shared = run_with(4, "shared");
+    let per_core = run_with(4, "per_core");
+    let (x_s, x_p) = (shared.get("throughput_rps"), per_core.get("throughput_rps"));
+    let (p95_s, p95_p) = (shared.get("latency_p95_ms"), per_core.get("latency_p95_ms"));
+    println!(
+        "4 users on 2 cores: shared {x_s:.1}/s P50 {:.3} P95 {p95_s:.3} ms; per_core {x_p:.1}/s \
+         P50 {:.3} P95 {p95_p:.3} ms",
+        shared.get("latency_p50_ms"),
+        per_core.get("latency_p50_ms")
+    );
+    assert!((x_s - 2000.0).abs() < 20.0, "{x_s}");
+    assert!(
+        (x_p - x_s).abs() < 0.02 * x_s,
+        "shared {x_s}, per_core {x_p}"
+    );
+    assert!((p95_s - 2.0).abs() < 0.01, "{p95_s}");
+    assert!(
+        p95_p > 1.15 * p95_s,
+        "per_core P95 {p95_p} ms, shared {p95_s} ms"
+    );
+    assert_eq!(
+        per_core.get("postgres_cpu_utilization"),
+        shared.get("postgres_cpu_utilization")
+    );
+
+    // no more statements than cores: both are the same run
+    let shared = run_with(2, "shared");
+    let per_core = run_with(2, "per_core");
+    assert_eq!(shared.values, per_core.values);
+    assert!((shared.get("latency_p95_ms") - 1.0).abs() < 0.01);
+}

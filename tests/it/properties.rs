@@ -36,7 +36,7 @@ prop_compose! {
         max_client_conn in 1u32..40,
         qwt in 0.2f64..3.0,
         max_conn in 5u32..40,
-        cores in 0u32..4,
+        (cores, per_core) in (0u32..4, any::<bool>()),
         kappa in 0.0f64..0.01,
         statements in 1u32..4,
         wait in arb_dist(),
@@ -82,6 +82,8 @@ prop_compose! {
         let mut pg = json!({"max_connections": max_conn, "superuser_reserved_connections": 3, "cores": cores,
             "contention_sigma": 0.01, "contention_kappa": kappa, "backend_start": {"const_ms": 1}});
         if let Some(ms) = statement_ms { pg["statement_timeout_ms"] = json!(ms); }
+        // per-core run queues need a number of cores (0 is unlimited)
+        if per_core && cores > 0 { pg["cpu_scheduling"] = json!("per_core"); }
         json!({
             "run": {"duration_s": 2, "warmup_s": 0.5, "replications": 2},
             "clients": clients,
