@@ -154,6 +154,10 @@ pub struct TransactionFile {
     pub statement_cpu: Option<DurationSpec>,
     /// App-side time between a statement's response and the next statement of the transaction.
     pub gap: Option<DurationSpec>,
+    /// This transaction's own delay when it finds the database host idle (see
+    /// `network.wakeup`, which it replaces for this type): cold CPUs and caches slow a long
+    /// statement by more than the wake-up of a trivial round trip.
+    pub wakeup: Option<DurationSpec>,
     /// The statements, for live mode; the simulator uses only their count. Several statements
     /// run as one `BEGIN … COMMIT` block, one round trip each.
     #[serde(default)]

@@ -170,11 +170,15 @@ pub struct TxType {
     pub wait: Dist,
     pub cpu: Dist,
     pub gap: Dist,
+    /// Replaces `network.wakeup` for a request whose first transaction is of this type.
+    pub wakeup: Option<Dist>,
 }
 
 #[derive(Clone, Debug)]
 pub struct Workload {
     pub txs: Vec<TxType>,
+    /// Some transaction type has its own `wakeup`.
+    pub own_wakeup: bool,
     pub app_cpu: Dist,
     pub hold: Hold,
     pub tx_per_request: u32,

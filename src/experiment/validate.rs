@@ -678,6 +678,7 @@ pub fn validate(f: &mut ExperimentFile) -> Result<(Scenario, Vec<Problem>), Inva
         let wait = v.dist_or(&path("statement_wait"), &mut t.statement_wait, 0.0);
         let cpu = v.dist_or(&path("statement_cpu"), &mut t.statement_cpu, 0.0);
         let gap = v.dist_or(&path("gap"), &mut t.gap, 0.0);
+        let wakeup = t.wakeup.as_ref().map(|s| v.dist(&path("wakeup"), s));
         txs.push(TxType {
             name: t.name.clone(),
             cum_weight: total_w,
@@ -686,6 +687,7 @@ pub fn validate(f: &mut ExperimentFile) -> Result<(Scenario, Vec<Problem>), Inva
             wait,
             cpu,
             gap,
+            wakeup,
         });
     }
     if total_w <= 0.0 && !txs.is_empty() {
@@ -730,6 +732,7 @@ pub fn validate(f: &mut ExperimentFile) -> Result<(Scenario, Vec<Problem>), Inva
         }
     }
     let workload = Workload {
+        own_wakeup: txs.iter().any(|t| t.wakeup.is_some()),
         txs,
         app_cpu,
         hold,

@@ -6,7 +6,9 @@
 //! 2. round-trip time: `SELECT 1` at concurrency 1, direct and through PgBouncer, and
 //!    PgBouncer's CPU time per query read from `/proc` when its process is on this host;
 //! 3. per transaction type: the workload's SQL at concurrency 1, direct, each statement timed;
-//!    the statement time minus the round trip is fitted ([`fit::best_fit`]);
+//!    the statement time minus the round trip is fitted ([`fit::best_fit`]); then each type
+//!    after a pause against the same type back to back, on the workload's path (its own
+//!    `wakeup`);
 //! 4. throughput against concurrency (closed loop, direct, the workload mix), fitted to the USL
 //!    ([`fit::fit_usl`]); the throughput ceiling splits each statement into wait and CPU time;
 //! 5. connection set-up: new direct connections (backend start) and new client connections
@@ -301,20 +303,29 @@ pub struct ModelInputs {
     pub contention: (f64, f64),
     /// `network.wakeup`: a round trip's extra delay when the host was idle.
     pub wakeup: Option<Value>,
+    /// Per transaction (same order, may be empty): its own `wakeup`.
+    pub tx_wakeups: Vec<Value>,
     /// PgBouncer and PostgreSQL were found on the same host (`pgbouncer.on_postgres_host`).
     pub bouncer_on_postgres_host: bool,
+    /// The server runs on this (Linux) host, whose kernel keeps a run queue per core
+    /// (`postgres.cpu_scheduling: per_core`).
+    pub per_core: bool,
 }
 
 /// The model file document.
 pub fn build_model(m: &ModelInputs) -> Value {
     let mut transactions = Vec::new();
-    for (t, f) in m.txs.iter().zip(&m.fractions) {
-        transactions.push(json!({
+    for (i, (t, f)) in m.txs.iter().zip(&m.fractions).enumerate() {
+        let mut tx = json!({
             "name": t.name,
             "statements": t.statements,
             "statement_wait": scale_dist(&t.best.dist, f.wait),
             "statement_cpu": scale_dist(&t.best.dist, f.cpu),
-        }));
+        });
+        if let Some(w) = m.tx_wakeups.get(i) {
+            tx["wakeup"] = w.clone();
+        }
+        transactions.push(tx);
     }
     let rtt = sig4(m.rtt_ms);
     let mut network = json!({
@@ -337,6 +348,9 @@ pub fn build_model(m: &ModelInputs) -> Value {
     }
     if let Some(s) = m.superuser_reserved_connections {
         pg.insert("superuser_reserved_connections".into(), json!(s));
+    }
+    if m.per_core {
+        pg.insert("cpu_scheduling".into(), json!("per_core"));
     }
     let mut bouncer = Map::new();
     if let Some((hop, cpu)) = m.bouncer {
@@ -412,6 +426,9 @@ fn usl_json(u: &UslFit, unit: &str) -> Value {
 /// A type saturates the cores when its highest concurrency gains less than this factor over
 /// 2 × cores.
 const SATURATED_GAIN: f64 = 1.25;
+
+/// At concurrency 1, a reference `SELECT 1` after every this many transactions.
+const REF_EVERY: usize = 4;
 
 /// The pause before each "after idle" round trip.
 const WAKEUP_PAUSE: Duration = Duration::from_millis(5);
@@ -1048,8 +1065,8 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
             "method": "SELECT 1 after a pause, minus the back-to-back median of the same path; the model applies it to a request that finds the database host's CPUs idle for network.wakeup_after_ms",
         }),
     );
-    // --- 3. per transaction type at concurrency 1, each transaction followed by a SELECT 1
-    // (the round trip subtracted is measured under the same conditions)
+    // --- 3. per transaction type at concurrency 1, every REF_EVERY-th transaction followed by a
+    // SELECT 1 (the round trip subtracted is measured under the same conditions)
     let mut raw = Vec::new();
     let mut backend_cpu: Vec<Option<f64>> = Vec::new();
     // the trivial round trips measured in the same loop as the statements, direct and through
@@ -1066,40 +1083,105 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         let mut lat = Vec::new();
         let mut values = Vec::new();
         let mut buf = String::new();
-        let mut n = 0usize;
-        while n < 500 && (n < 30 || Instant::now() < end) {
+        let (mut n, mut refs) = (0usize, 0usize);
+        while n < 500 && (n < 32 || Instant::now() < end) {
             tx.draw(&mut rng, &mut values);
             run_tx(&direct, tx, &values, &mut buf, &mut lat)
                 .await
                 .map_err(|m| tx_failed(tx, &m))?;
-            let one = timed(&direct, "SELECT 1")
-                .await
-                .map_err(|e| anyhow!("SELECT 1: {}", error_text(&e)))?;
-            direct_rtts.push(one);
-            after_tx.push(one);
-            if let Some(bc) = &bouncer_client {
-                via_after_tx.push(
-                    timed(bc, "SELECT 1")
-                        .await
-                        .map_err(|e| anyhow!("SELECT 1 through PgBouncer: {}", error_text(&e)))?,
-                );
-            }
             n += 1;
+            // the references after every REF_EVERY-th transaction: the others follow a
+            // transaction on the same connection, as a busy application's do
+            if n.is_multiple_of(REF_EVERY) {
+                refs += 1;
+                let one = timed(&direct, "SELECT 1")
+                    .await
+                    .map_err(|e| anyhow!("SELECT 1: {}", error_text(&e)))?;
+                direct_rtts.push(one);
+                after_tx.push(one);
+                if let Some(bc) = &bouncer_client {
+                    via_after_tx.push(
+                        timed(bc, "SELECT 1").await.map_err(|e| {
+                            anyhow!("SELECT 1 through PgBouncer: {}", error_text(&e))
+                        })?,
+                    );
+                }
+            }
             if n.is_multiple_of(20) {
                 b.tick();
             }
         }
-        // backend CPU ms per round trip, without the SELECT 1 after each transaction
+        // backend CPU ms per round trip, without the reference SELECT 1s
         backend_cpu.push(match (cpu0, backend_pid.and_then(cpu_seconds)) {
             (Some(a), Some(z)) => {
-                let per_tx = (z - a).max(0.0) * 1000.0 / n.max(1) as f64;
+                let statements =
+                    (z - a).max(0.0) * 1000.0 - refs as f64 * trivial_cpu.unwrap_or(0.0);
                 let trips = tx.round_trips().max(1) as f64;
-                Some((per_tx - trivial_cpu.unwrap_or(0.0)).max(0.0) / trips)
+                Some(statements.max(0.0) / n.max(1) as f64 / trips)
             }
             _ => None,
         });
         raw.push(lat);
     }
+    // --- 3b. each type after a pause, on the workload's own path (through PgBouncer when there
+    // is one): what a transaction that finds the host idle pays beyond the same transaction back
+    // to back. A long statement pays more than a trivial round trip's wake-up (its CPU starts
+    // with cold caches), so each type gets its own.
+    b.phase("transactions after a pause");
+    let path = bouncer_client.as_ref().unwrap_or(&direct);
+    let bouncer_client_used = bouncer_client.is_some();
+    let share = b.share(0.06).div_f64(txs.len() as f64);
+    let mut cold_prov = Vec::new();
+    let mut tx_wakeups = Vec::new();
+    for tx in &txs {
+        let end = Instant::now() + share;
+        let (mut hot_tx, mut cold_tx) = (Vec::new(), Vec::new());
+        let mut scratch = Vec::new();
+        let mut values = Vec::new();
+        let mut buf = String::new();
+        // alternating blocks, so that both see the same conditions
+        while cold_tx.len() < 300 && (cold_tx.len() < 40 || Instant::now() < end) {
+            for cold in [false, true] {
+                for _ in 0..10 {
+                    if cold {
+                        tokio::time::sleep(WAKEUP_PAUSE).await;
+                    }
+                    tx.draw(&mut rng, &mut values);
+                    scratch.clear();
+                    let t = Instant::now();
+                    run_tx(path, tx, &values, &mut buf, &mut scratch)
+                        .await
+                        .map_err(|m| tx_failed(tx, &m))?;
+                    let ms = t.elapsed().as_secs_f64() * 1000.0;
+                    if cold { &mut cold_tx } else { &mut hot_tx }.push(ms);
+                }
+            }
+            b.tick();
+        }
+        let hot_med = median(&hot_tx);
+        let excess: Vec<f64> = cold_tx.iter().map(|ms| (ms - hot_med).max(0.001)).collect();
+        let fitted = fit::fit_empirical(&excess)
+            .map_err(|e| anyhow!("fitting `{}` after a pause: {e}", tx.name))?;
+        cold_prov.push(json!({
+            "transaction": tx.name,
+            "back_to_back_median_ms": sig4(hot_med),
+            "after_pause_median_ms": sig4(median(&cold_tx)),
+            "after_pause_p95_ms": sig4(quantile(&cold_tx, 0.95)),
+            "excess_median_ms": sig4(median(&excess)),
+            "excess_p95_ms": sig4(quantile(&excess, 0.95)),
+            "samples": cold_tx.len(),
+        }));
+        tx_wakeups.push(scale_dist(&fitted.dist, 1.0));
+    }
+    prov.insert(
+        "transactions_after_a_pause".into(),
+        json!({
+            "path": if bouncer_client.is_some() { "through PgBouncer" } else { "direct" },
+            "pause_ms": WAKEUP_PAUSE.as_millis() as u64,
+            "method": "each type's transaction after a pause, minus the median of the same transaction back to back (alternating blocks of 10): the type's own wakeup, applied to a request that finds the database host idle",
+            "types": cold_prov,
+        }),
+    );
     // the round trip as the interleaved samples saw it (connection set-up subtracts two)
     let rtt = median(&direct_rtts);
     if !m_bouncer.is_null() {
@@ -1419,7 +1501,9 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         fractions: fr.clone(),
         contention,
         wakeup: Some(scale_dist(&wakeup.dist, 1.0)),
+        tx_wakeups,
         bouncer_on_postgres_host: bouncer_local,
+        per_core: backend_pid.is_some(),
     };
     let model = build_model(&inputs);
 
@@ -1483,6 +1567,21 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         quantile(&wake, 0.95),
         wake.len()
     );
+    for c in &cold_prov {
+        let f = |k: &str| c[k].as_f64().unwrap_or(0.0);
+        let _ = writeln!(
+            s,
+            "{} after {} ms idle ({}): median {:.4} ms against {:.4} ms back to back → own wake-up median {:.4} ms, p95 {:.4} ms ({} samples)",
+            c["transaction"].as_str().unwrap_or(""),
+            WAKEUP_PAUSE.as_millis(),
+            if bouncer_client_used { "through PgBouncer" } else { "direct" },
+            f("after_pause_median_ms"),
+            f("back_to_back_median_ms"),
+            f("excess_median_ms"),
+            f("excess_p95_ms"),
+            f("samples"),
+        );
+    }
     for (p, tx) in loaded_prov.iter().zip(&txs) {
         let _ = writeln!(
             s,
@@ -1819,7 +1918,9 @@ mod tests {
                 3000.0,
             ),
             wakeup: Some(json!({"const_ms": 0.3})),
+            tx_wakeups: vec![json!({"const_ms": 0.7})],
             bouncer_on_postgres_host: true,
+            per_core: true,
         }
     }
 
@@ -1833,12 +1934,17 @@ mod tests {
         assert_eq!(mf.name, "local");
         let d = &model["defaults"];
         assert_eq!(d["postgres"]["cores"], 2);
+        assert_eq!(d["postgres"]["cpu_scheduling"], "per_core");
         assert_eq!(d["pgbouncer"]["cpu_per_query"], json!({"const_ms": 0.02}));
         assert_eq!(d["network"]["app_postgres_rtt_ms"], 0.05);
         // the measured hop is both app ↔ PgBouncer and PgBouncer ↔ PostgreSQL
         assert_eq!(d["network"]["app_bouncer_rtt_ms"], 0.05);
         assert_eq!(d["network"]["bouncer_postgres_rtt_ms"], 0.05);
         assert_eq!(d["network"]["wakeup"], json!({"const_ms": 0.3}));
+        assert_eq!(
+            d["workload"]["transactions"][0]["wakeup"],
+            json!({"const_ms": 0.7})
+        );
         assert_eq!(d["pgbouncer"]["on_postgres_host"], true);
         // the experiment of the live tests, merged over the model's defaults
         let text = std::fs::read_to_string(

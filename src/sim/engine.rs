@@ -161,6 +161,8 @@ struct Req {
     conn: u32,
     pg: u32,
     tx: u32,
+    /// `tx` was drawn at arrival (for its own wake-up) and is the next transaction to run.
+    tx_drawn: bool,
     tx_left: u32,
     stmt_left: u32,
     acq_start: SimTime,
@@ -188,6 +190,7 @@ impl Req {
             conn: NONE,
             pg: 0,
             tx: 0,
+            tx_drawn: false,
             tx_left: 0,
             stmt_left: 0,
             acq_start: SimTime::ZERO,
@@ -779,6 +782,7 @@ impl<'a> Sim<'a> {
         q.instance = inst;
         q.conn = NONE;
         q.tx_left = sc.workload.tx_per_request;
+        q.tx_drawn = false;
         q.in_reset = false;
         q.user_done = false;
         q.abort = None;
@@ -794,11 +798,27 @@ impl<'a> Sim<'a> {
                 self.q.push(t, Ev::ClientTimeout { req: r, gen });
             }
         }
-        if !sc.network.wakeup.is_zero() && self.host_asleep() {
-            let d = sc.network.wakeup.sample(&mut self.r.wakeup);
-            let seq = self.reqs[r as usize].seq;
-            self.q.push(now + d, Ev::HostAwake { req: r, seq });
-            return;
+        if (!sc.network.wakeup.is_zero() || sc.workload.own_wakeup) && self.host_asleep() {
+            // a transaction type with its own wake-up: the request's first transaction is
+            // drawn now, and runs when its turn comes
+            let wake = if sc.workload.own_wakeup {
+                let tx = self.draw_tx();
+                let q = &mut self.reqs[r as usize];
+                q.tx = tx as u32;
+                q.tx_drawn = true;
+                sc.workload.txs[tx]
+                    .wakeup
+                    .as_ref()
+                    .unwrap_or(&sc.network.wakeup)
+            } else {
+                &sc.network.wakeup
+            };
+            if !wake.is_zero() {
+                let d = wake.sample(&mut self.r.wakeup);
+                let seq = self.reqs[r as usize].seq;
+                self.q.push(now + d, Ev::HostAwake { req: r, seq });
+                return;
+            }
         }
         self.app_start(r);
     }
@@ -1032,16 +1052,24 @@ impl<'a> Sim<'a> {
 
     // ---------------------------------------------------------------- app pool
 
+    /// A transaction type from the workload's mix.
+    fn draw_tx(&mut self) -> usize {
+        let txs = &self.sc.workload.txs;
+        let u: f64 = self.r.mix.random();
+        txs.iter()
+            .position(|t| u < t.cum_weight)
+            .unwrap_or(txs.len() - 1)
+    }
+
     fn start_tx(&mut self, r: u32) {
         let sc = self.sc;
-        let u: f64 = self.r.mix.random();
-        let tx = sc
-            .workload
-            .txs
-            .iter()
-            .position(|t| u < t.cum_weight)
-            .unwrap_or(sc.workload.txs.len() - 1);
+        let tx = if self.reqs[r as usize].tx_drawn {
+            self.reqs[r as usize].tx as usize
+        } else {
+            self.draw_tx()
+        };
         let q = &mut self.reqs[r as usize];
+        q.tx_drawn = false;
         q.tx = tx as u32;
         q.stmt_left = sc.workload.txs[tx].statements;
         if q.conn != NONE {

@@ -329,6 +329,29 @@ fn a_request_that_finds_the_host_asleep_pays_the_wakeup() {
 }
 
 #[test]
+fn a_transaction_type_with_its_own_wakeup_pays_that_one() {
+    // two equally likely types of 1 ms CPU; `long` finds the host asleep at 2 ms extra, `short`
+    // pays the network's 0.5 ms; 5 ms of think time: every request finds the host asleep
+    let sc = bouncer_base(json!({
+        "run": {"duration_s": 4, "warmup_s": 0.1, "replications": 1},
+        "clients": {"users": 1, "think_time": {"const_ms": 5}},
+        "workload": {"transactions": [
+            {"name": "short", "statement_wait": {"const_ms": 0}, "statement_cpu": {"const_ms": 1}},
+            {"name": "long", "statement_wait": {"const_ms": 0}, "statement_cpu": {"const_ms": 1},
+             "wakeup": {"const_ms": 2}}]},
+        "postgres": {"cores": 1},
+        "network": {"wakeup": {"const_ms": 0.5}, "wakeup_after_ms": 1}
+    }));
+    let (rec, _) = run_traced(&sc, 0);
+    // the latencies are 1.5 ms and 3 ms, half each: P50 at the lower, P95 at the upper
+    let (p50, p95) = (rec.get("latency_p50_ms"), rec.get("latency_p95_ms"));
+    assert!((p50 - 1.5).abs() < 2e-3, "{p50}");
+    assert!((p95 - 3.0).abs() < 4e-3, "{p95}");
+    let mean = rec.get("latency_mean_ms");
+    assert!((mean - 2.25).abs() < 0.1, "{mean}");
+}
+
+#[test]
 fn pgbouncer_on_the_database_host_takes_its_share_of_the_cores() {
     // 1 ms of statement CPU on 1 core and 1 ms of PgBouncer CPU per query, 8 users back to back:
     // on separate hosts both run at 1,000/s; on one host the core does 2 ms per transaction
