@@ -249,6 +249,8 @@ pub struct BouncerSpec {
     pub login_retry: SimDuration,
     pub max_db_connections: Option<u32>,
     pub cpu_per_query: Dist,
+    /// Added to the work that finds the thread idle.
+    pub cpu_per_wakeup: Dist,
     pub processes: u32,
     pub client_connect: Dist,
     pub prewarm: bool,

@@ -434,6 +434,7 @@ pub fn validate(f: &mut ExperimentFile) -> Result<(Scenario, Vec<Problem>), Inva
                 );
             }
             let cpu_per_query = v.dist_or("pgbouncer.cpu_per_query", &mut b.cpu_per_query, 0.035);
+            let cpu_per_wakeup = v.dist_or("pgbouncer.cpu_per_wakeup", &mut b.cpu_per_wakeup, 0.0);
             let client_connect = v.dist_or("pgbouncer.client_connect", &mut b.client_connect, 0.3);
             let prewarm = *b.prewarm.get_or_insert(false);
             let on_postgres_host = *b.on_postgres_host.get_or_insert(false);
@@ -458,6 +459,7 @@ pub fn validate(f: &mut ExperimentFile) -> Result<(Scenario, Vec<Problem>), Inva
                 login_retry,
                 max_db_connections,
                 cpu_per_query,
+                cpu_per_wakeup,
                 processes: processes.clamp(1, 64),
                 client_connect,
                 prewarm,

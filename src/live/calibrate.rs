@@ -291,8 +291,12 @@ pub struct ModelInputs {
     pub cores: usize,
     pub rtt_ms: f64,
     /// `(hop_rtt_ms, cpu_per_query_ms)` when PgBouncer was measured: the hop is both
-    /// app ↔ PgBouncer and PgBouncer ↔ PostgreSQL.
+    /// app ↔ PgBouncer and PgBouncer ↔ PostgreSQL; the CPU is concurrency 1's, where every
+    /// query wakes PgBouncer's thread up.
     pub bouncer: Option<(f64, f64)>,
+    /// Of that CPU, what a wake-up of its idle thread costs (`pgbouncer.cpu_per_wakeup`; the
+    /// rest is `cpu_per_query`).
+    pub bouncer_wakeup: Option<f64>,
     pub client_connect: Option<Value>,
     pub backend_start: Option<Value>,
     pub superuser_reserved_connections: Option<u32>,
@@ -356,10 +360,14 @@ pub fn build_model(m: &ModelInputs) -> Value {
     if let Some((hop, cpu)) = m.bouncer {
         network["app_bouncer_rtt_ms"] = json!(sig4(hop));
         network["bouncer_postgres_rtt_ms"] = json!(sig4(hop));
+        let wake = m.bouncer_wakeup.unwrap_or(0.0).clamp(0.0, cpu);
         bouncer.insert(
             "cpu_per_query".into(),
-            json!({"const_ms": sig4(cpu.max(MIN_BOUNCER_CPU_MS))}),
+            json!({"const_ms": sig4((cpu - wake).max(MIN_BOUNCER_CPU_MS))}),
         );
+        if wake > 0.0 {
+            bouncer.insert("cpu_per_wakeup".into(), json!({"const_ms": sig4(wake)}));
+        }
     }
     if let Some(c) = &m.client_connect {
         bouncer.insert("client_connect".into(), c.clone());
@@ -426,6 +434,55 @@ fn usl_json(u: &UslFit, unit: &str) -> Value {
 /// A type saturates the cores when its highest concurrency gains less than this factor over
 /// 2 × cores.
 const SATURATED_GAIN: f64 = 1.25;
+
+/// An OS thread that wakes the calibration task after a pause, as the load generator's arrival
+/// clock wakes its workers (and a request from the network wakes an application's): the
+/// cross-thread wake-up is part of what a request that finds everything idle pays.
+struct Alarm {
+    go: std::sync::mpsc::Sender<Duration>,
+    rang: tokio::sync::mpsc::UnboundedReceiver<Instant>,
+}
+
+impl Alarm {
+    fn new() -> Result<Alarm> {
+        let (go, go_rx) = std::sync::mpsc::channel::<Duration>();
+        let (rang_tx, rang) = tokio::sync::mpsc::unbounded_channel();
+        std::thread::Builder::new()
+            .name("poolsim-calibrate-alarm".into())
+            .spawn(move || {
+                while let Ok(pause) = go_rx.recv() {
+                    let at = Instant::now() + pause;
+                    loop {
+                        let now = Instant::now();
+                        if now >= at {
+                            break;
+                        }
+                        std::thread::sleep(at - now);
+                    }
+                    if rang_tx.send(at).is_err() {
+                        return;
+                    }
+                }
+            })
+            .context("spawning the calibration's alarm thread")?;
+        Ok(Alarm { go, rang })
+    }
+
+    /// Wait `pause`; the instant the alarm was due (latencies run from it, as the load
+    /// generator's run from a request's intended arrival).
+    async fn after(&mut self, pause: Duration) -> Result<Instant> {
+        self.go
+            .send(pause)
+            .map_err(|_| anyhow!("the calibration's alarm thread stopped"))?;
+        self.rang
+            .recv()
+            .await
+            .ok_or_else(|| anyhow!("the calibration's alarm thread stopped"))
+    }
+}
+
+/// Bounds of the factor that sets a type's service to its latency on the workload's path.
+const PATH_SCALE: (f64, f64) = (0.5, 2.0);
 
 /// At concurrency 1, a reference `SELECT 1` after every this many transactions.
 const REF_EVERY: usize = 4;
@@ -667,6 +724,59 @@ async fn run_tx(
         out.push(timed(client, "COMMIT").await.map_err(err)?);
     }
     Ok(())
+}
+
+/// PgBouncer's CPU per query (ms) with `clients` connections through it running `SELECT 1` back
+/// to back for `dur`, and the queries counted; `None` when `/proc` gives no reading.
+async fn bouncer_cpu_under_load(
+    ep: &Endpoint,
+    pid: u32,
+    admin: Option<&Client>,
+    clients: usize,
+    dur: Duration,
+) -> Result<Option<(f64, f64)>> {
+    let mut conns = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        conns.push(connect(ep, "PgBouncer").await?);
+    }
+    let q0 = match admin {
+        Some(a) => total_queries(a).await,
+        None => None,
+    };
+    let c0 = cpu_seconds(pid);
+    let end = Instant::now() + dur.max(Duration::from_millis(300));
+    let mut tasks = Vec::with_capacity(clients);
+    for c in conns {
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while Instant::now() < end {
+                if c.batch_execute("SELECT 1").await.is_err() {
+                    break;
+                }
+                n += 1;
+            }
+            n
+        }));
+    }
+    let mut n = 0u64;
+    for t in tasks {
+        n += t.await.unwrap_or(0);
+    }
+    let c1 = cpu_seconds(pid);
+    let q1 = match admin {
+        Some(a) => total_queries(a).await,
+        None => None,
+    };
+    Ok(match (c0, c1) {
+        (Some(c0), Some(c1)) if c1 > c0 && n > 0 => {
+            let queries = match (q0, q1) {
+                (Some(a), Some(b)) if b - a >= n as f64 => b - a,
+                _ => n as f64,
+            };
+            Some(((c1 - c0) * 1000.0 / queries, queries))
+        }
+        _ => None,
+    })
 }
 
 fn tx_failed(tx: &LiveTx, msg: &str) -> anyhow::Error {
@@ -952,6 +1062,9 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
     let mut hot_via = Vec::new();
     let mut summary = String::new();
     let mut bouncer_split = None;
+    // PgBouncer's CPU per wake-up of its idle thread (concurrency 1's CPU per query less a busy
+    // thread's)
+    let mut bouncer_wakeup: Option<f64> = None;
     // PgBouncer runs on this host, and so does PostgreSQL: they share the cores
     let mut bouncer_local = false;
     let mut bouncer_client: Option<Client> = None;
@@ -1012,6 +1125,27 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
                         cpu = ms.max(MIN_BOUNCER_CPU_MS);
                         cpu_method = format!(
                             "CPU time of the local PgBouncer process (pid {pid}, /proc utime+stime at {CLK_TCK} ticks/s) over {queries} queries (SHOW STATS count when available)"
+                        );
+                    }
+                }
+                // busy, PgBouncer serves several clients' messages per wake-up and spends less
+                // per query: what its share of the cores is charged under load (its latency at
+                // concurrency 1 is in the hops, which take the rest of the measured round trip)
+                b.phase("PgBouncer CPU under load");
+                let clients = (4 * cores).max(8);
+                let loaded =
+                    bouncer_cpu_under_load(bep, pid, admin.as_ref(), clients, b.share(0.03))
+                        .await?;
+                if let Some((ms, queries)) = loaded {
+                    proc_figure["under_load"] = json!({
+                        "clients": clients, "queries": queries, "ms_per_query": sig4(ms),
+                    });
+                    if ms < cpu {
+                        // per query under load; the rest of concurrency 1's figure is the
+                        // wake-up of an idle thread, paid once per busy spell
+                        bouncer_wakeup = Some(cpu - ms.max(MIN_BOUNCER_CPU_MS));
+                        cpu_method = format!(
+                            "CPU time of the local PgBouncer process (pid {pid}, /proc utime+stime at {CLK_TCK} ticks/s): per query, over {queries} queries from {clients} clients back to back (a busy thread); per wake-up, what concurrency 1 (every query wakes it) spends beyond that"
                         );
                     }
                 }
@@ -1133,6 +1267,8 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
     let share = b.share(0.06).div_f64(txs.len() as f64);
     let mut cold_prov = Vec::new();
     let mut tx_wakeups = Vec::new();
+    let mut hot_means = Vec::new();
+    let mut alarm = Alarm::new()?;
     for tx in &txs {
         let end = Instant::now() + share;
         let (mut hot_tx, mut cold_tx) = (Vec::new(), Vec::new());
@@ -1143,12 +1279,13 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         while cold_tx.len() < 300 && (cold_tx.len() < 40 || Instant::now() < end) {
             for cold in [false, true] {
                 for _ in 0..10 {
-                    if cold {
-                        tokio::time::sleep(WAKEUP_PAUSE).await;
-                    }
                     tx.draw(&mut rng, &mut values);
                     scratch.clear();
-                    let t = Instant::now();
+                    let t = if cold {
+                        alarm.after(WAKEUP_PAUSE).await?
+                    } else {
+                        Instant::now()
+                    };
                     run_tx(path, tx, &values, &mut buf, &mut scratch)
                         .await
                         .map_err(|m| tx_failed(tx, &m))?;
@@ -1159,6 +1296,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
             b.tick();
         }
         let hot_med = median(&hot_tx);
+        hot_means.push(fit_mean(&hot_tx));
         let excess: Vec<f64> = cold_tx.iter().map(|ms| (ms - hot_med).max(0.001)).collect();
         let fitted = fit::fit_empirical(&excess)
             .map_err(|e| anyhow!("fitting `{}` after a pause: {e}", tx.name))?;
@@ -1353,6 +1491,46 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         measured.push(m);
         fit_methods.push(method);
     }
+    // The model's latency of a type at concurrency 1 on the workload's path is its round trips
+    // × (service + the path's cost per round trip). The statements timed directly give the
+    // shape; their level is set so that this is the type's back-to-back latency measured on the
+    // path itself (the direct loop, interleaved with the reference round trips, runs slower than
+    // a transaction chain does: 0.1 against 0.087 ms per round trip for short statements).
+    let path_cost = match bouncer_split {
+        Some((hop, cpu)) => 2.0 * hop + cpu.max(MIN_BOUNCER_CPU_MS),
+        None => delay,
+    };
+    let mut path_prov = Vec::new();
+    for (i, m) in measured.iter_mut().enumerate() {
+        let s = fit_mean(&m.service_ms);
+        let Some(&hot) = hot_means.get(i) else {
+            continue;
+        };
+        let target = hot / trips[i].max(1) as f64 - path_cost;
+        let k = if s > 0.0 && target > 0.0 {
+            (target / s).clamp(PATH_SCALE.0, PATH_SCALE.1)
+        } else {
+            1.0
+        };
+        for x in &mut m.service_ms {
+            *x *= k;
+        }
+        m.best.dist = scaled(&m.best.dist, k);
+        path_prov.push(json!({
+            "transaction": m.name,
+            "back_to_back_mean_ms": sig4(hot),
+            "path_cost_per_round_trip_ms": sig4(path_cost),
+            "direct_service_mean_ms": sig4(s),
+            "scale": sig4(k),
+        }));
+    }
+    prov.insert(
+        "service_on_the_path".into(),
+        json!({
+            "method": "each type's statement service (shape from the direct timings) scaled so that round trips × (service + the path's cost per round trip) is its back-to-back mean latency on the workload's path (through PgBouncer when there is one); scale bounded to [0.5, 2]",
+            "types": path_prov,
+        }),
+    );
     let s1_service = mix_mean(&|i| fit_mean(&measured[i].service_ms));
     // the mix's CPU share of its service time, applied to every type alike
     let mix = fractions(s1_service, cpu_ms);
@@ -1494,6 +1672,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         cores,
         rtt_ms: delay,
         bouncer: bouncer_split,
+        bouncer_wakeup,
         client_connect: client_connect.as_deref().map(lognormal_of),
         backend_start: Some(lognormal_of(&backend)),
         superuser_reserved_connections: superuser_reserved,
@@ -1537,11 +1716,22 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         let _ =
             writeln!(
             s,
-            "through PgBouncer: +{:.4} ms  → app_bouncer_rtt {:.4} ms, cpu_per_query {:.4} ms ({})",
+            "through PgBouncer: +{:.4} ms  → app_bouncer_rtt {:.4} ms, cpu_per_query {:.4} ms + cpu_per_wakeup {:.4} ms ({})",
             m_bouncer["added_latency_ms"].as_f64().unwrap_or(0.0),
             hop,
-            cpu,
-            if m_bouncer["proc"].is_null() { "from the added latency" } else { "from /proc" }
+            cpu - bouncer_wakeup.unwrap_or(0.0),
+            bouncer_wakeup.unwrap_or(0.0),
+            match (
+                m_bouncer["proc"]["ms_per_query"].as_f64(),
+                m_bouncer["proc"]["under_load"]["ms_per_query"].as_f64()
+            ) {
+                (None, _) => "from the added latency".to_string(),
+                (Some(c1), None) => format!("from /proc; {c1:.4} ms at concurrency 1"),
+                (Some(c1), Some(l)) => format!(
+                    "from /proc: {c1:.4} ms at concurrency 1, {l:.4} ms from {} clients",
+                    m_bouncer["proc"]["under_load"]["clients"]
+                ),
+            }
         );
     }
     let _ = writeln!(
@@ -1601,14 +1791,20 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
             }
         );
     }
-    for (m, f) in measured.iter().zip(&fr) {
+    for (i, (m, f)) in measured.iter().zip(&fr).enumerate() {
+        let p = path_prov.get(i);
+        let g = |k: &str| p.and_then(|p| p[k].as_f64()).unwrap_or(f64::NAN);
         let _ = writeln!(
             s,
-            "transaction {}: {} round trip(s), {} samples, service mean {:.4} ms, best {} (KS D {:.3}, p {:.3})",
+            "transaction {}: {} round trip(s), {} samples, service mean {:.4} ms (direct {:.4} ms × {:.3}: {:.4} ms back to back on the path, {:.4} ms per round trip for the path), best {} (KS D {:.3}, p {:.3})",
             m.name,
             m.statements,
             m.service_ms.len(),
             fit_mean(&m.service_ms),
+            g("direct_service_mean_ms"),
+            g("scale"),
+            g("back_to_back_mean_ms"),
+            g("path_cost_per_round_trip_ms"),
             m.best.dist.family(),
             m.best.ks_d,
             m.best.ks_p
@@ -1919,6 +2115,7 @@ mod tests {
             ),
             wakeup: Some(json!({"const_ms": 0.3})),
             tx_wakeups: vec![json!({"const_ms": 0.7})],
+            bouncer_wakeup: Some(0.015),
             bouncer_on_postgres_host: true,
             per_core: true,
         }
@@ -1935,7 +2132,9 @@ mod tests {
         let d = &model["defaults"];
         assert_eq!(d["postgres"]["cores"], 2);
         assert_eq!(d["postgres"]["cpu_scheduling"], "per_core");
-        assert_eq!(d["pgbouncer"]["cpu_per_query"], json!({"const_ms": 0.02}));
+        // concurrency 1's 0.02 ms: 0.005 per query and 0.015 per wake-up
+        assert_eq!(d["pgbouncer"]["cpu_per_query"], json!({"const_ms": 0.005}));
+        assert_eq!(d["pgbouncer"]["cpu_per_wakeup"], json!({"const_ms": 0.015}));
         assert_eq!(d["network"]["app_postgres_rtt_ms"], 0.05);
         // the measured hop is both app ↔ PgBouncer and PgBouncer ↔ PostgreSQL
         assert_eq!(d["network"]["app_bouncer_rtt_ms"], 0.05);

@@ -1752,8 +1752,15 @@ impl<'a> Sim<'a> {
     /// `work` of CPU on PgBouncer process `proc`'s single thread, queued behind what it already
     /// has from `arrive` on; returns when it is done. On the database host it also loads the
     /// primary's cores.
-    fn bouncer_work(&mut self, proc: u32, arrive: SimTime, work: SimDuration) -> SimTime {
+    fn bouncer_work(&mut self, proc: u32, arrive: SimTime, mut work: SimDuration) -> SimTime {
+        let sc = self.sc;
         let bp = &mut self.bpools[proc as usize];
+        if let Some(b) = &sc.bouncer {
+            // the thread was idle: this work wakes it up
+            if arrive >= bp.cpu_free && !b.cpu_per_wakeup.is_zero() {
+                work = work + b.cpu_per_wakeup.sample(&mut self.r.bouncer);
+            }
+        }
         let done = arrive.max(bp.cpu_free) + work;
         bp.cpu_free = done;
         if self.rec.measuring {

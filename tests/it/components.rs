@@ -352,6 +352,30 @@ fn a_transaction_type_with_its_own_wakeup_pays_that_one() {
 }
 
 #[test]
+fn pgbouncer_pays_a_wakeup_when_work_finds_its_thread_idle() {
+    // 0.1 ms per query and 0.2 ms per wake-up on PgBouncer's thread
+    let run = |users: u32, wait_ms: f64| {
+        let sc = bouncer_base(json!({
+            "run": {"duration_s": 2, "warmup_s": 0.2, "replications": 1},
+            "clients": {"users": users},
+            "workload": {"transactions": [{"name": "q", "statement_wait": {"const_ms": wait_ms},
+                                           "statement_cpu": {"const_ms": 0}}]},
+            "app": {"pools": {"primary": {"min_size": users, "max_size": users}}},
+            "pgbouncer": {"default_pool_size": users, "cpu_per_query": {"const_ms": 0.1},
+                          "cpu_per_wakeup": {"const_ms": 0.2}},
+            "postgres": {"cores": 0}
+        }));
+        run_traced(&sc, 0).0
+    };
+    // one user, 1 ms at the server: every query finds the thread idle, 1 + 0.1 + 0.2 ms
+    let one = run(1, 1.0).get("latency_mean_ms");
+    assert!((one - 1.3).abs() < 2e-3, "{one}");
+    // twenty users and nothing at the server: the thread never idles, 0.1 ms a query
+    let busy = run(20, 0.0).get("throughput_rps");
+    assert!((busy - 10_000.0).abs() < 50.0, "{busy}");
+}
+
+#[test]
 fn pgbouncer_on_the_database_host_takes_its_share_of_the_cores() {
     // 1 ms of statement CPU on 1 core and 1 ms of PgBouncer CPU per query, 8 users back to back:
     // on separate hosts both run at 1,000/s; on one host the core does 2 ms per transaction

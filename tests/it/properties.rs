@@ -88,7 +88,8 @@ prop_compose! {
             "run": {"duration_s": 2, "warmup_s": 0.5, "replications": 2},
             "clients": clients,
             "workload": {"transactions": [{"name": "q", "route": "primary", "statements": statements,
-                "statement_wait": wait, "statement_cpu": cpu, "gap": gap}],
+                "statement_wait": wait, "statement_cpu": cpu, "gap": gap,
+                "wakeup": {"const_ms": rtt * 2.0}}],
                 "hold": hold, "transactions_per_request": tx_per_request},
             "app": app,
             "pgbouncer": {"pool_mode": mode, "default_pool_size": pool_size, "min_pool_size": 1,
@@ -96,6 +97,7 @@ prop_compose! {
                 "max_client_conn": max_client_conn, "query_wait_timeout_s": qwt, "prewarm": prewarm,
                 // (tied to prewarm to stay within the strategy's arity)
                 "on_postgres_host": prewarm,
+                "cpu_per_wakeup": {"const_ms": rtt / 4.0},
                 "server_lifetime_s": 1.5, "server_idle_timeout_s": 1},
             "postgres": pg,
             "replicas": {"count": 2, "max_connections": max_conn},
