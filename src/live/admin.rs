@@ -361,6 +361,7 @@ mod tests {
             login_retry: SimDuration::from_s_f64(15.0),
             max_db_connections: None,
             cpu_per_query: crate::dist::Dist::ZERO,
+            cpu_per_wakeup: crate::dist::Dist::ZERO,
             processes: 1,
             client_connect: crate::dist::Dist::ZERO,
             prewarm: false,
