@@ -224,8 +224,9 @@ pub struct BouncerFile {
     pub max_db_connections: Option<u32>,
     /// CPU time PgBouncer spends per query on its single thread.
     pub cpu_per_query: Option<DurationSpec>,
-    /// Extra CPU time when a query or login finds PgBouncer's thread idle: it wakes up (from
-    /// epoll, on a sleeping CPU) once per busy spell, so a busy PgBouncer spends less per query.
+    /// Extra CPU time when a query, its response or a login finds PgBouncer's thread idle: it
+    /// wakes up (from epoll, on a sleeping CPU) once per busy spell, so a busy PgBouncer spends
+    /// less per query.
     pub cpu_per_wakeup: Option<DurationSpec>,
     /// Number of PgBouncer processes sharing the port (so_reuseport); each has its own pools.
     pub processes: Option<u32>,

@@ -294,8 +294,8 @@ pub struct ModelInputs {
     /// app ↔ PgBouncer and PgBouncer ↔ PostgreSQL; the CPU is concurrency 1's, where every
     /// query wakes PgBouncer's thread up.
     pub bouncer: Option<(f64, f64)>,
-    /// Of that CPU, what a wake-up of its idle thread costs (`pgbouncer.cpu_per_wakeup`; the
-    /// rest is `cpu_per_query`).
+    /// What a wake-up of its idle thread costs (`pgbouncer.cpu_per_wakeup`); at concurrency 1
+    /// the query and its response each pay one, and the rest is `cpu_per_query`.
     pub bouncer_wakeup: Option<f64>,
     pub client_connect: Option<Value>,
     pub backend_start: Option<Value>,
@@ -360,10 +360,10 @@ pub fn build_model(m: &ModelInputs) -> Value {
     if let Some((hop, cpu)) = m.bouncer {
         network["app_bouncer_rtt_ms"] = json!(sig4(hop));
         network["bouncer_postgres_rtt_ms"] = json!(sig4(hop));
-        let wake = m.bouncer_wakeup.unwrap_or(0.0).clamp(0.0, cpu);
+        let wake = m.bouncer_wakeup.unwrap_or(0.0).clamp(0.0, cpu / 2.0);
         bouncer.insert(
             "cpu_per_query".into(),
-            json!({"const_ms": sig4((cpu - wake).max(MIN_BOUNCER_CPU_MS))}),
+            json!({"const_ms": sig4((cpu - 2.0 * wake).max(MIN_BOUNCER_CPU_MS))}),
         );
         if wake > 0.0 {
             bouncer.insert("cpu_per_wakeup".into(), json!({"const_ms": sig4(wake)}));
@@ -1141,11 +1141,11 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
                         "clients": clients, "queries": queries, "ms_per_query": sig4(ms),
                     });
                     if ms < cpu {
-                        // per query under load; the rest of concurrency 1's figure is the
-                        // wake-up of an idle thread, paid once per busy spell
-                        bouncer_wakeup = Some(cpu - ms.max(MIN_BOUNCER_CPU_MS));
+                        // per query under load; the rest of concurrency 1's figure is two
+                        // wake-ups of an idle thread (the query's and its response's)
+                        bouncer_wakeup = Some((cpu - ms.max(MIN_BOUNCER_CPU_MS)) / 2.0);
                         cpu_method = format!(
-                            "CPU time of the local PgBouncer process (pid {pid}, /proc utime+stime at {CLK_TCK} ticks/s): per query, over {queries} queries from {clients} clients back to back (a busy thread); per wake-up, what concurrency 1 (every query wakes it) spends beyond that"
+                            "CPU time of the local PgBouncer process (pid {pid}, /proc utime+stime at {CLK_TCK} ticks/s): per query, over {queries} queries from {clients} clients back to back (a busy thread); per wake-up, half of what concurrency 1 (where the query and its response each wake it) spends beyond that"
                         );
                     }
                 }
@@ -1719,7 +1719,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
             "through PgBouncer: +{:.4} ms  → app_bouncer_rtt {:.4} ms, cpu_per_query {:.4} ms + cpu_per_wakeup {:.4} ms ({})",
             m_bouncer["added_latency_ms"].as_f64().unwrap_or(0.0),
             hop,
-            cpu - bouncer_wakeup.unwrap_or(0.0),
+            cpu - 2.0 * bouncer_wakeup.unwrap_or(0.0),
             bouncer_wakeup.unwrap_or(0.0),
             match (
                 m_bouncer["proc"]["ms_per_query"].as_f64(),
@@ -2115,7 +2115,7 @@ mod tests {
             ),
             wakeup: Some(json!({"const_ms": 0.3})),
             tx_wakeups: vec![json!({"const_ms": 0.7})],
-            bouncer_wakeup: Some(0.015),
+            bouncer_wakeup: Some(0.0075),
             bouncer_on_postgres_host: true,
             per_core: true,
         }
@@ -2132,9 +2132,12 @@ mod tests {
         let d = &model["defaults"];
         assert_eq!(d["postgres"]["cores"], 2);
         assert_eq!(d["postgres"]["cpu_scheduling"], "per_core");
-        // concurrency 1's 0.02 ms: 0.005 per query and 0.015 per wake-up
+        // concurrency 1's 0.02 ms: 0.005 per query and two wake-ups of 0.0075
         assert_eq!(d["pgbouncer"]["cpu_per_query"], json!({"const_ms": 0.005}));
-        assert_eq!(d["pgbouncer"]["cpu_per_wakeup"], json!({"const_ms": 0.015}));
+        assert_eq!(
+            d["pgbouncer"]["cpu_per_wakeup"],
+            json!({"const_ms": 0.0075})
+        );
         assert_eq!(d["network"]["app_postgres_rtt_ms"], 0.05);
         // the measured hop is both app ↔ PgBouncer and PgBouncer ↔ PostgreSQL
         assert_eq!(d["network"]["app_bouncer_rtt_ms"], 0.05);

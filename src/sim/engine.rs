@@ -1933,8 +1933,16 @@ impl<'a> Sim<'a> {
         let q = &mut self.reqs[r as usize];
         q.error = error;
         let seq = q.seq;
+        // a response that finds PgBouncer's thread idle wakes it up too
+        let mut sent = self.now;
+        if self.bouncer_up
+            && !b.cpu_per_wakeup.is_zero()
+            && self.bpools[proc as usize].cpu_free <= self.now
+        {
+            sent = self.bouncer_work(proc, self.now, SimDuration::ZERO);
+        }
         self.q.push(
-            self.now + sc.network.app_bouncer_rtt.half(),
+            sent + sc.network.app_bouncer_rtt.half(),
             Ev::AppResp { req: r, seq },
         );
     }
