@@ -152,10 +152,6 @@ pub struct TransactionFile {
     pub statement_wait: Option<DurationSpec>,
     /// Per statement: CPU time at the server, shared by processor sharing over its cores.
     pub statement_cpu: Option<DurationSpec>,
-    /// Per statement: extra CPU time when it starts its CPU phase while one of the server's
-    /// cores is idle. A busy host runs short statements for less CPU than an idle one, where
-    /// every message wakes a sleeping CPU (`statement_cpu` is then the busy figure).
-    pub statement_cpu_wakeup: Option<DurationSpec>,
     /// App-side time between a statement's response and the next statement of the transaction.
     pub gap: Option<DurationSpec>,
     /// This transaction's own delay when it finds the database host idle (see

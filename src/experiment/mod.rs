@@ -172,8 +172,6 @@ pub struct TxType {
     pub gap: Dist,
     /// Replaces `network.wakeup` for a request whose first transaction is of this type.
     pub wakeup: Option<Dist>,
-    /// Added to `cpu` when the statement finds one of the server's cores idle.
-    pub cpu_wakeup: Option<Dist>,
 }
 
 #[derive(Clone, Debug)]

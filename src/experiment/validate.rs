@@ -681,10 +681,6 @@ pub fn validate(f: &mut ExperimentFile) -> Result<(Scenario, Vec<Problem>), Inva
         let cpu = v.dist_or(&path("statement_cpu"), &mut t.statement_cpu, 0.0);
         let gap = v.dist_or(&path("gap"), &mut t.gap, 0.0);
         let wakeup = t.wakeup.as_ref().map(|s| v.dist(&path("wakeup"), s));
-        let cpu_wakeup = t
-            .statement_cpu_wakeup
-            .as_ref()
-            .map(|s| v.dist(&path("statement_cpu_wakeup"), s));
         txs.push(TxType {
             name: t.name.clone(),
             cum_weight: total_w,
@@ -694,7 +690,6 @@ pub fn validate(f: &mut ExperimentFile) -> Result<(Scenario, Vec<Problem>), Inva
             cpu,
             gap,
             wakeup,
-            cpu_wakeup,
         });
     }
     if total_w <= 0.0 && !txs.is_empty() {

@@ -309,8 +309,6 @@ pub struct ModelInputs {
     pub wakeup: Option<Value>,
     /// Per transaction (same order, may be empty): its own `wakeup`.
     pub tx_wakeups: Vec<Value>,
-    /// Per transaction (same order, may be empty): `statement_cpu_wakeup`, ms.
-    pub cpu_wakeups: Vec<f64>,
     /// PgBouncer and PostgreSQL were found on the same host (`pgbouncer.on_postgres_host`).
     pub bouncer_on_postgres_host: bool,
     /// The server runs on this (Linux) host, whose kernel keeps a run queue per core
@@ -330,9 +328,6 @@ pub fn build_model(m: &ModelInputs) -> Value {
         });
         if let Some(w) = m.tx_wakeups.get(i) {
             tx["wakeup"] = w.clone();
-        }
-        if let Some(&x) = m.cpu_wakeups.get(i).filter(|&&x| x > 0.0) {
-            tx["statement_cpu_wakeup"] = json!({"const_ms": sig4(x)});
         }
         transactions.push(tx);
     }
@@ -1539,33 +1534,26 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
     let s1_service = mix_mean(&|i| fit_mean(&measured[i].service_ms));
     // the mix's CPU share of its service time, applied to every type alike
     let mix = fractions(s1_service, cpu_ms);
-    // per type, the CPU a statement adds when it finds a core idle (see below), ms
-    let mut cpu_wakeups: Vec<f64> = vec![0.0; measured.len()];
     let fr: Vec<Fractions> = if with_proc && !measured.is_empty() {
         measured
             .iter()
             .zip(&backend_cpu)
             .zip(&loaded_cpu)
-            .zip(&mut cpu_wakeups)
-            .map(|(((m, c), loaded), extra)| {
+            .map(|((m, c), loaded)| {
                 // a type that saturated the cores alone: its CPU per round trip under load;
                 // otherwise its backend's CPU plus the overhead. At concurrency 1 the CPU lies
                 // on the latency's path: no more than the service time is charged (CPU a
                 // backend spends after answering — WAL, statistics — is not)
                 let s = fit_mean(&m.service_ms);
-                let idle = (c.unwrap_or(0.0) + overhead).min(s);
-                let b = loaded.unwrap_or(idle).min(s);
+                let b = loaded.unwrap_or(c.unwrap_or(0.0) + overhead).min(s);
                 if s <= 0.0 {
                     return Fractions {
                         wait: 0.0,
                         cpu: 0.0,
                     };
                 }
-                // what concurrency 1 spends beyond the busy figure is the wake-ups of idle
-                // CPUs: charged to a statement that finds a core idle
-                *extra = (idle - b).max(0.0);
                 Fractions {
-                    wait: (s - b - *extra).max(0.0) / s,
+                    wait: (s - b).max(0.0) / s,
                     cpu: b / s,
                 }
             })
@@ -1693,7 +1681,6 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         contention,
         wakeup: Some(scale_dist(&wakeup.dist, 1.0)),
         tx_wakeups,
-        cpu_wakeups: cpu_wakeups.clone(),
         bouncer_on_postgres_host: bouncer_local,
         per_core: backend_pid.is_some(),
     };
@@ -1833,10 +1820,9 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         }
         let _ = writeln!(
             s,
-            "    statement_wait {}  statement_cpu {}  statement_cpu_wakeup {:.4} ms (when a core is idle)",
+            "    statement_wait {}  statement_cpu {}",
             scale_dist(&m.best.dist, f.wait),
-            scale_dist(&m.best.dist, f.cpu),
-            cpu_wakeups.get(i).copied().unwrap_or(0.0)
+            scale_dist(&m.best.dist, f.cpu)
         );
     }
     let _ = writeln!(s, "throughput (round trips/s) against clients, direct:");
@@ -2129,7 +2115,6 @@ mod tests {
             ),
             wakeup: Some(json!({"const_ms": 0.3})),
             tx_wakeups: vec![json!({"const_ms": 0.7})],
-            cpu_wakeups: vec![0.05],
             bouncer_wakeup: Some(0.0075),
             bouncer_on_postgres_host: true,
             per_core: true,
@@ -2161,10 +2146,6 @@ mod tests {
         assert_eq!(
             d["workload"]["transactions"][0]["wakeup"],
             json!({"const_ms": 0.7})
-        );
-        assert_eq!(
-            d["workload"]["transactions"][0]["statement_cpu_wakeup"],
-            json!({"const_ms": 0.05})
         );
         assert_eq!(d["pgbouncer"]["on_postgres_host"], true);
         // the experiment of the live tests, merged over the model's defaults

@@ -1783,18 +1783,7 @@ impl<'a> Sim<'a> {
         self.after_ps_change(0, next);
     }
 
-    fn ps_add(&mut self, r: u32, mut work: SimDuration) {
-        let (tx, pg) = {
-            let q = &self.reqs[r as usize];
-            (q.tx as usize, q.pg as usize)
-        };
-        if let Some(extra) = &self.sc.workload.txs[tx].cpu_wakeup {
-            // a core is idle: the statement's messages wake it
-            let p = &self.pgs[pg];
-            if p.cores().is_none_or(|c| (p.running() as f64) < c) {
-                work = work + extra.sample(&mut self.r.cpu);
-            }
-        }
+    fn ps_add(&mut self, r: u32, work: SimDuration) {
         let q = &mut self.reqs[r as usize];
         q.phase = Phase::PgCpu;
         let (pg, seq) = (q.pg, q.seq);

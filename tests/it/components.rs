@@ -377,30 +377,6 @@ fn pgbouncer_pays_a_wakeup_when_work_finds_its_thread_idle() {
 }
 
 #[test]
-fn a_statement_that_finds_a_core_idle_pays_its_cpu_wakeup() {
-    // 1 ms of CPU on one core, 0.5 ms more when the core is idle as the statement starts
-    let run = |users: u32| {
-        let sc = scenario(json!({
-            "run": {"duration_s": 4, "warmup_s": 0.2, "replications": 1},
-            "clients": {"users": users, "think_time": {"const_ms": 0}},
-            "workload": {"transactions": [{"name": "q", "statement_wait": {"const_ms": 0},
-                "statement_cpu": {"const_ms": 1}, "statement_cpu_wakeup": {"const_ms": 0.5}}]},
-            "app": {"pools": {"primary": {"target": "primary", "min_size": users, "max_size": users,
-                "reset_query": false}}},
-            "postgres": {"cores": 1},
-            "network": {"app_postgres_rtt_ms": 0}
-        }));
-        run_traced(&sc, 0).0
-    };
-    // alone, every statement finds the core idle: 1.5 ms
-    let one = run(1).get("latency_mean_ms");
-    assert!((one - 1.5).abs() < 2e-3, "{one}");
-    // four back to back keep the core busy: 1,000/s, as without the wake-up
-    let busy = run(4).get("throughput_rps");
-    assert!((busy - 1000.0).abs() < 10.0, "{busy}");
-}
-
-#[test]
 fn pgbouncer_on_the_database_host_takes_its_share_of_the_cores() {
     // 1 ms of statement CPU on 1 core and 1 ms of PgBouncer CPU per query, 8 users back to back:
     // on separate hosts both run at 1,000/s; on one host the core does 2 ms per transaction

@@ -89,7 +89,7 @@ prop_compose! {
             "clients": clients,
             "workload": {"transactions": [{"name": "q", "route": "primary", "statements": statements,
                 "statement_wait": wait, "statement_cpu": cpu, "gap": gap,
-                "wakeup": {"const_ms": rtt * 2.0}, "statement_cpu_wakeup": {"const_ms": rtt / 2.0}}],
+                "wakeup": {"const_ms": rtt * 2.0}}],
                 "hold": hold, "transactions_per_request": tx_per_request},
             "app": app,
             "pgbouncer": {"pool_mode": mode, "default_pool_size": pool_size, "min_pool_size": 1,
