@@ -157,6 +157,7 @@ pub struct TransactionFile {
     /// This transaction's own delay when it finds the database host idle (see
     /// `network.wakeup`, which it replaces for this type): cold CPUs and caches slow a long
     /// statement by more than the wake-up of a trivial round trip.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wakeup: Option<DurationSpec>,
     /// The statements, for live mode; the simulator uses only their count. Several statements
     /// run as one `BEGIN … COMMIT` block, one round trip each.

@@ -26,35 +26,9 @@ use rand::Rng as _;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-#[derive(Clone, Copy, Debug)]
-struct Job {
-    tag: f64,
-    req: u32,
-    seq: u32,
-}
-impl PartialEq for Job {
-    fn eq(&self, o: &Self) -> bool {
-        self.cmp(o) == Ordering::Equal
-    }
-}
-impl Eq for Job {}
-impl PartialOrd for Job {
-    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Job {
-    fn cmp(&self, o: &Self) -> Ordering {
-        // min-heap on (tag, req, seq)
-        o.tag
-            .total_cmp(&self.tag)
-            .then(o.req.cmp(&self.req))
-            .then(o.seq.cmp(&self.seq))
-    }
-}
-
-/// A statement in a core's run queue: `tag` is in that core's virtual clock; `placed` numbers the
-/// placements (on entry and on every move), so the most recently placed job is the largest.
+/// A statement in the CPU: `tag` is in its virtual clock (the server's, or under `per_core` its
+/// core's); `placed` numbers the placements on cores (on entry and on every move), so the most
+/// recently placed job is the largest (always 0 under shared processor sharing).
 #[derive(Clone, Copy, Debug)]
 struct CoreJob {
     tag: f64,
@@ -240,7 +214,7 @@ pub struct Postgres {
     cores: Option<f64>,
     sigma: f64,
     kappa: f64,
-    jobs: BinaryHeap<Job>,
+    jobs: BinaryHeap<CoreJob>,
     vclock: f64,
     /// `Some` under `cpu_scheduling: per_core` (then `jobs` and `vclock` are unused).
     per_core: Option<PerCore>,
@@ -366,8 +340,9 @@ impl Postgres {
                 pc.place(c, req, seq, work.as_ns() as f64);
                 pc.check();
             }
-            None => self.jobs.push(Job {
+            None => self.jobs.push(CoreJob {
                 tag: self.vclock + work.as_ns() as f64,
+                placed: 0,
                 req,
                 seq,
             }),

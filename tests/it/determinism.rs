@@ -22,6 +22,15 @@ fn doc() -> serde_json::Value {
     })
 }
 
+/// `f` run on a pool of `n` threads.
+fn on_threads<T: Send>(n: usize, f: impl FnOnce() -> T + Send) -> T {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build()
+        .unwrap()
+        .install(f)
+}
+
 #[test]
 fn the_same_seed_gives_the_same_numbers_and_another_seed_other_numbers() {
     let sc = scenario(doc());
@@ -66,11 +75,7 @@ fn precision_stopping_is_deterministic_and_reports_its_outcome() {
     let p = plan(&loaded, true).unwrap();
     let refs: Vec<_> = p.points.iter().collect();
     let a = run_points(&refs, |_| {}, || {});
-    let b = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build()
-        .unwrap()
-        .install(|| run_points(&refs, |_| {}, || {}));
+    let b = on_threads(1, || run_points(&refs, |_| {}, || {}));
     for (x, y) in a.iter().zip(&b) {
         assert_eq!(x.records, y.records);
         let s = x.precision.as_ref().unwrap();
@@ -120,16 +125,8 @@ fn per_core_scheduling_gives_the_same_numbers_whatever_the_thread_count() {
     let p = plan(&loaded, true).unwrap();
     let refs: Vec<_> = p.points.iter().collect();
     let a = run_points(&refs, |_| {}, || {});
-    let b = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build()
-        .unwrap()
-        .install(|| run_points(&refs, |_| {}, || {}));
-    let c = rayon::ThreadPoolBuilder::new()
-        .num_threads(3)
-        .build()
-        .unwrap()
-        .install(|| run_points(&refs, |_| {}, || {}));
+    let b = on_threads(1, || run_points(&refs, |_| {}, || {}));
+    let c = on_threads(3, || run_points(&refs, |_| {}, || {}));
     for ((x, y), z) in a.iter().zip(&b).zip(&c) {
         assert_eq!(x.records, y.records);
         assert_eq!(x.records, z.records);
