@@ -661,6 +661,15 @@ CREATE TABLE IF NOT EXISTS poolsim_bench_history (
 ANALYZE poolsim_bench_accounts;
 EOF
         log "warning: could not create the benchmark tables"
+    # a known state for every run that starts here: what earlier runs wrote goes (history grows
+    # by every write transaction, and the dead rows of updated accounts lengthen each scan
+    # until autovacuum passes)
+    psql_url "$(url "$PASSWORD" "$PG_PORT" "$DBNAME")" -q >/dev/null <<'EOF' ||
+SET client_min_messages = warning;
+TRUNCATE poolsim_bench_history;
+VACUUM (ANALYZE) poolsim_bench_accounts;
+EOF
+        log "warning: could not reset the benchmark tables"
 }
 
 # ---------------------------------------------------------------------------
