@@ -726,6 +726,43 @@ async fn run_tx(
     Ok(())
 }
 
+/// PgBouncer's CPU time (`/proc`) and query count (`SHOW STATS`, when the admin console answers)
+/// at the start of a measurement.
+struct BouncerMeter {
+    pid: u32,
+    cpu_s: Option<f64>,
+    queries: Option<f64>,
+}
+
+impl BouncerMeter {
+    async fn start(pid: u32, admin: Option<&Client>) -> BouncerMeter {
+        let queries = match admin {
+            Some(a) => total_queries(a).await,
+            None => None,
+        };
+        BouncerMeter {
+            pid,
+            cpu_s: cpu_seconds(pid),
+            queries,
+        }
+    }
+
+    /// `(CPU seconds, queries)` since the start, `n` queries sent: the queries are SHOW STATS'
+    /// count when it covers them, else `n`. `None` without a `/proc` reading.
+    async fn stop(&self, admin: Option<&Client>, n: f64) -> Option<(f64, f64)> {
+        let cpu = cpu_seconds(self.pid);
+        let q1 = match admin {
+            Some(a) => total_queries(a).await,
+            None => None,
+        };
+        let queries = match (self.queries, q1) {
+            (Some(a), Some(b)) if b - a >= n => b - a,
+            _ => n,
+        };
+        Some((cpu? - self.cpu_s?, queries))
+    }
+}
+
 /// PgBouncer's CPU per query (ms) with `clients` connections through it running `SELECT 1` back
 /// to back for `dur`, and the queries counted; `None` when `/proc` gives no reading.
 async fn bouncer_cpu_under_load(
@@ -739,11 +776,7 @@ async fn bouncer_cpu_under_load(
     for _ in 0..clients {
         conns.push(connect(ep, "PgBouncer").await?);
     }
-    let q0 = match admin {
-        Some(a) => total_queries(a).await,
-        None => None,
-    };
-    let c0 = cpu_seconds(pid);
+    let meter = BouncerMeter::start(pid, admin).await;
     let end = Instant::now() + dur.max(Duration::from_millis(300));
     let mut tasks = Vec::with_capacity(clients);
     for c in conns {
@@ -762,19 +795,8 @@ async fn bouncer_cpu_under_load(
     for t in tasks {
         n += t.await.unwrap_or(0);
     }
-    let c1 = cpu_seconds(pid);
-    let q1 = match admin {
-        Some(a) => total_queries(a).await,
-        None => None,
-    };
-    Ok(match (c0, c1) {
-        (Some(c0), Some(c1)) if c1 > c0 && n > 0 => {
-            let queries = match (q0, q1) {
-                (Some(a), Some(b)) if b - a >= n as f64 => b - a,
-                _ => n as f64,
-            };
-            Some(((c1 - c0) * 1000.0 / queries, queries))
-        }
+    Ok(match meter.stop(admin, n as f64).await {
+        Some((cpu_s, queries)) if cpu_s > 0.0 && n > 0 => Some((cpu_s * 1000.0 / queries, queries)),
         _ => None,
     })
 }
@@ -1084,11 +1106,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
             if let Some(pid) = local_pgbouncer(port) {
                 bouncer_local = is_loopback(&pg);
                 b.phase("PgBouncer CPU");
-                let q0 = match &admin {
-                    Some(a) => total_queries(a).await,
-                    None => None,
-                };
-                let c0 = cpu_seconds(pid);
+                let meter = BouncerMeter::start(pid, admin.as_ref()).await;
                 let end = Instant::now() + b.share(0.07);
                 let mut n = 0usize;
                 while n < 3000 || (Instant::now() < end && n < 50_000) {
@@ -1105,23 +1123,14 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
                         }
                     }
                 }
-                let c1 = cpu_seconds(pid);
-                let q1 = match &admin {
-                    Some(a) => total_queries(a).await,
-                    None => None,
-                };
-                if let (Some(c0), Some(c1)) = (c0, c1) {
-                    let queries = match (q0, q1) {
-                        (Some(a), Some(b)) if b - a >= n as f64 => b - a,
-                        _ => n as f64,
-                    };
-                    let ms = (c1 - c0) * 1000.0 / queries;
+                if let Some((cpu_s, queries)) = meter.stop(admin.as_ref(), n as f64).await {
+                    let ms = cpu_s * 1000.0 / queries;
                     proc_figure = json!({
-                        "pid": pid, "cpu_s": sig4(c1 - c0), "queries": queries,
+                        "pid": pid, "cpu_s": sig4(cpu_s), "queries": queries,
                         "ms_per_query": sig4(ms),
                         "resolution_ms_per_query": sig4(1000.0 / CLK_TCK / queries),
                     });
-                    if c1 > c0 {
+                    if cpu_s > 0.0 {
                         cpu = ms.max(MIN_BOUNCER_CPU_MS);
                         cpu_method = format!(
                             "CPU time of the local PgBouncer process (pid {pid}, /proc utime+stime at {CLK_TCK} ticks/s) over {queries} queries (SHOW STATS count when available)"
@@ -1263,7 +1272,11 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
     // with cold caches), so each type gets its own.
     b.phase("transactions after a pause");
     let path = bouncer_client.as_ref().unwrap_or(&direct);
-    let bouncer_client_used = bouncer_client.is_some();
+    let path_name = if bouncer_client.is_some() {
+        "through PgBouncer"
+    } else {
+        "direct"
+    };
     let share = b.share(0.06).div_f64(txs.len() as f64);
     let mut cold_prov = Vec::new();
     let mut tx_wakeups = Vec::new();
@@ -1314,7 +1327,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
     prov.insert(
         "transactions_after_a_pause".into(),
         json!({
-            "path": if bouncer_client.is_some() { "through PgBouncer" } else { "direct" },
+            "path": path_name,
             "pause_ms": WAKEUP_PAUSE.as_millis() as u64,
             "method": "each type's transaction after a pause, minus the median of the same transaction back to back (alternating blocks of 10): the type's own wakeup, applied to a request that finds the database host idle",
             "types": cold_prov,
@@ -1764,7 +1777,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
             "{} after {} ms idle ({}): median {:.4} ms against {:.4} ms back to back → own wake-up median {:.4} ms, p95 {:.4} ms ({} samples)",
             c["transaction"].as_str().unwrap_or(""),
             WAKEUP_PAUSE.as_millis(),
-            if bouncer_client_used { "through PgBouncer" } else { "direct" },
+            path_name,
             f("after_pause_median_ms"),
             f("back_to_back_median_ms"),
             f("excess_median_ms"),

@@ -192,10 +192,15 @@ impl PerCore {
     }
 }
 
+/// The USL slowdown 1 + σ(k−1) + κk(k−1) with k running statements.
+fn slowdown(sigma: f64, kappa: f64, k: u32) -> f64 {
+    let kf = k.max(1) as f64;
+    1.0 + sigma * (kf - 1.0) + kappa * kf * (kf - 1.0)
+}
+
 /// The contention factor 1 / (1 + σ(k−1) + κk(k−1)) with k running statements.
 fn contention(sigma: f64, kappa: f64, k: u32) -> f64 {
-    let kf = k.max(1) as f64;
-    1.0 / (1.0 + sigma * (kf - 1.0) + kappa * kf * (kf - 1.0))
+    1.0 / slowdown(sigma, kappa, k)
 }
 
 /// The speed of each of the `n` jobs on one core.
@@ -285,12 +290,7 @@ impl Postgres {
             Some(c) if kf > c => c / kf,
             _ => 1.0,
         };
-        share / (1.0 + self.sigma * (kf - 1.0) + self.kappa * kf * (kf - 1.0))
-    }
-
-    /// The contention factor 1 / (1 + σ(k−1) + κk(k−1)) with k running statements.
-    fn contention(&self, k: u32) -> f64 {
-        contention(self.sigma, self.kappa, k)
+        share / slowdown(self.sigma, self.kappa, k)
     }
 
     /// Cores busy with k running statements (for utilisation).
@@ -407,7 +407,7 @@ impl Postgres {
 
     pub fn next_completion(&self) -> Option<SimTime> {
         if let Some(pc) = &self.per_core {
-            let contention = self.contention(pc.total);
+            let contention = contention(self.sigma, self.kappa, pc.total);
             let dt = (0..pc.cores.len())
                 .filter_map(|c| pc.time_to_first(c, contention))
                 .min_by(f64::total_cmp)?;

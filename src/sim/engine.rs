@@ -1753,20 +1753,22 @@ impl<'a> Sim<'a> {
     /// has from `arrive` on; returns when it is done. On the database host it also loads the
     /// primary's cores.
     fn bouncer_work(&mut self, proc: u32, arrive: SimTime, mut work: SimDuration) -> SimTime {
-        let sc = self.sc;
+        let b = self
+            .sc
+            .bouncer
+            .as_ref()
+            .expect("PgBouncer work without a PgBouncer");
         let bp = &mut self.bpools[proc as usize];
-        if let Some(b) = &sc.bouncer {
-            // the thread was idle: this work wakes it up
-            if arrive >= bp.cpu_free && !b.cpu_per_wakeup.is_zero() {
-                work = work + b.cpu_per_wakeup.sample(&mut self.r.bouncer);
-            }
+        // the thread was idle: this work wakes it up
+        if arrive >= bp.cpu_free && !b.cpu_per_wakeup.is_zero() {
+            work = work + b.cpu_per_wakeup.sample(&mut self.r.bouncer);
         }
         let done = arrive.max(bp.cpu_free) + work;
         bp.cpu_free = done;
         if self.rec.measuring {
             self.rec.bouncer_cpu_ns += work.as_ns() as f64;
         }
-        if self.sc.bouncer.as_ref().is_some_and(|b| b.on_postgres_host) {
+        if b.on_postgres_host {
             self.host_load(work);
         }
         done
