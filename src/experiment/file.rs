@@ -255,6 +255,11 @@ pub struct PostgresFile {
     /// the default when absent) or `per_core` (one run queue per core, as Linux keeps them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_scheduling: Option<String>,
+    /// Latency of work that reaches the host while some but not all of its cores are busy: it
+    /// lands on an idle core, which another core must wake (an inter-processor interrupt; on a
+    /// virtual machine, a halted vCPU's exit and re-entry). Absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cross_core_wakeup: Option<DurationSpec>,
     /// Cost of starting a backend for a new connection (fork, auth, catalog cache).
     pub backend_start: Option<DurationSpec>,
     pub statement_timeout_ms: Option<f64>,

@@ -268,6 +268,9 @@ pub struct PgSpec {
     pub kappa: f64,
     /// How the cores are shared among the running statements.
     pub cpu_scheduling: CpuScheduling,
+    /// Latency of a statement (or of PgBouncer's work on this host) that arrives while some
+    /// but not all of the cores are busy: it wakes an idle core from another.
+    pub cross_core_wakeup: Option<Dist>,
     pub backend_start: Dist,
     pub statement_timeout: Option<SimDuration>,
 }

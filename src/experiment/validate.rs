@@ -330,6 +330,19 @@ pub fn validate(f: &mut ExperimentFile) -> Result<(Scenario, Vec<Problem>), Inva
             "set postgres.cores to the host's core count (1 or more), or use cpu_scheduling \"shared\"",
         );
     }
+    // absent means none, and is not written back either
+    let cross_core_wakeup = p
+        .cross_core_wakeup
+        .as_ref()
+        .map(|s| v.dist("postgres.cross_core_wakeup", s));
+    if cross_core_wakeup.is_some() && cores == 0 {
+        v.err(
+            "postgres.cross_core_wakeup",
+            serde_json::to_string(&p.cross_core_wakeup).unwrap_or_default(),
+            "needs a number of cores (it applies while some but not all cores are busy), but postgres.cores is 0 (unlimited)",
+            "set postgres.cores to the host's core count (1 or more), or remove cross_core_wakeup",
+        );
+    }
     if reserved >= max_connections {
         v.err(
             "postgres.superuser_reserved_connections",
@@ -352,6 +365,7 @@ pub fn validate(f: &mut ExperimentFile) -> Result<(Scenario, Vec<Problem>), Inva
         sigma,
         kappa,
         cpu_scheduling,
+        cross_core_wakeup,
         backend_start: backend_start.clone(),
         statement_timeout,
     };
@@ -1147,6 +1161,24 @@ mod tests {
             p.hint.contains("shared") && p.hint.contains("per_core"),
             "{err}"
         );
+
+        // the wake-up of an idle core needs a number of cores; absent, it is not written back
+        let (mut f, _) = parse_file(&doc(json!({"cores": 2})));
+        let (sc, _) = validate(&mut f).unwrap();
+        assert!(sc.primary.cross_core_wakeup.is_none());
+        assert!(f.postgres.unwrap().cross_core_wakeup.is_none());
+        let (sc, _) = check(doc(
+            json!({"cores": 2, "cross_core_wakeup": {"const_ms": 0.03}}),
+        ))
+        .unwrap();
+        assert!(sc.primary.cross_core_wakeup.is_some());
+        let err = check(doc(
+            json!({"cores": 0, "cross_core_wakeup": {"const_ms": 0.03}}),
+        ))
+        .unwrap_err();
+        let p = &err.0[0];
+        assert_eq!(p.path, "postgres.cross_core_wakeup");
+        assert!(p.hint.contains("postgres.cores"), "{err}");
 
         // unlimited cores cannot be run queues, on the primary or on the replicas
         let err = check(doc(json!({"cpu_scheduling": "per_core", "cores": 0}))).unwrap_err();

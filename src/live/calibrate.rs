@@ -19,6 +19,7 @@
 //! workload's own SQL excepted).
 
 use super::fit::{self, DistFit, Fitted, SplitRegime, UslFit};
+use super::hop::{self, HopTimes};
 use super::pg::{error_text, Endpoint};
 use super::sql::{compile, LiveTx};
 use crate::experiment::load::{load_experiment, parse_file};
@@ -314,6 +315,8 @@ pub struct ModelInputs {
     /// The server runs on this (Linux) host, whose kernel keeps a run queue per core
     /// (`postgres.cpu_scheduling: per_core`).
     pub per_core: bool,
+    /// `postgres.cross_core_wakeup`, ms: measured on this host when the server runs on it.
+    pub cross_core_wakeup: Option<f64>,
 }
 
 /// The model file document.
@@ -355,6 +358,9 @@ pub fn build_model(m: &ModelInputs) -> Value {
     }
     if m.per_core {
         pg.insert("cpu_scheduling".into(), json!("per_core"));
+    }
+    if let Some(x) = m.cross_core_wakeup.filter(|&x| x > 0.0) {
+        pg.insert("cross_core_wakeup".into(), json!({"const_ms": sig4(x)}));
     }
     let mut bouncer = Map::new();
     if let Some((hop, cpu)) = m.bouncer {
@@ -486,6 +492,9 @@ const PATH_SCALE: (f64, f64) = (0.5, 2.0);
 
 /// At concurrency 1, a reference `SELECT 1` after every this many transactions.
 const REF_EVERY: usize = 4;
+/// Round trips per run and runs per placement of the cross-core ping-pong (about 2 s on a VM).
+const HOP_ROUNDS: usize = 4000;
+const HOP_REPS: usize = 5;
 
 /// The pause before each "after idle" round trip.
 const WAKEUP_PAUSE: Duration = Duration::from_millis(5);
@@ -1208,6 +1217,28 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
             "method": "SELECT 1 after a pause, minus the back-to-back median of the same path; the model applies it to a request that finds the database host's CPUs idle for network.wakeup_after_ms",
         }),
     );
+    // --- 2c. the wake-up of an idle core by another: only for a server on this host, whose
+    // processes wake each other across its cores
+    let hop = if backend_pid.is_some() {
+        tokio::task::spawn_blocking(|| hop::measure(HOP_ROUNDS, HOP_REPS))
+            .await
+            .ok()
+            .flatten()
+    } else {
+        None
+    };
+    b.tick();
+    if let Some(h) = &hop {
+        prov.insert(
+            "cross_core_wakeup".into(),
+            json!({
+                "same_core_hop_us": sig4(h.same_core_us),
+                "cross_core_hop_us": sig4(h.cross_core_us),
+                "round_trips": h.round_trips,
+                "method": "two threads ping-pong one byte over a socket pair, pinned to one core and then to two (medians of alternating runs); the difference per one-way hop is the latency of work that lands on an idle core while another runs, applied to statements and to PgBouncer's woken thread on the database host",
+            }),
+        );
+    }
     // --- 3. per transaction type at concurrency 1, every REF_EVERY-th transaction followed by a
     // SELECT 1 (the round trip subtracted is measured under the same conditions)
     let mut raw = Vec::new();
@@ -1696,6 +1727,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         tx_wakeups,
         bouncer_on_postgres_host: bouncer_local,
         per_core: backend_pid.is_some(),
+        cross_core_wakeup: hop.as_ref().map(HopTimes::cross_core_wakeup_ms),
     };
     let model = build_model(&inputs);
 
@@ -1770,6 +1802,25 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         quantile(&wake, 0.95),
         wake.len()
     );
+    match &hop {
+        Some(h) => {
+            let _ = writeln!(
+                s,
+                "wake-up of an idle core by another: {:.1} µs per hop across cores against {:.1} µs on one ({} round trips each) → cross_core_wakeup {:.4} ms",
+                h.cross_core_us,
+                h.same_core_us,
+                h.round_trips,
+                h.cross_core_wakeup_ms()
+            );
+        }
+        None if backend_pid.is_some() => {
+            let _ = writeln!(
+                s,
+                "wake-up of an idle core by another: not measured (this process may not pin threads to two cores)"
+            );
+        }
+        None => {}
+    }
     for c in &cold_prov {
         let f = |k: &str| c[k].as_f64().unwrap_or(0.0);
         let _ = writeln!(
@@ -2131,6 +2182,7 @@ mod tests {
             bouncer_wakeup: Some(0.0075),
             bouncer_on_postgres_host: true,
             per_core: true,
+            cross_core_wakeup: Some(0.031),
         }
     }
 
@@ -2145,6 +2197,10 @@ mod tests {
         let d = &model["defaults"];
         assert_eq!(d["postgres"]["cores"], 2);
         assert_eq!(d["postgres"]["cpu_scheduling"], "per_core");
+        assert_eq!(
+            d["postgres"]["cross_core_wakeup"],
+            json!({"const_ms": 0.031})
+        );
         // concurrency 1's 0.02 ms: 0.005 per query and two wake-ups of 0.0075
         assert_eq!(d["pgbouncer"]["cpu_per_query"], json!({"const_ms": 0.005}));
         assert_eq!(

@@ -9,6 +9,7 @@ pub mod admin;
 pub mod bench;
 pub mod calibrate;
 pub mod fit;
+pub mod hop;
 pub mod loadgen;
 pub mod pg;
 pub mod pgbench;

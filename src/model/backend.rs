@@ -293,6 +293,13 @@ impl Postgres {
         share / slowdown(self.sigma, self.kappa, k)
     }
 
+    /// Some but not all of the cores are busy: work arriving now lands on an idle core that
+    /// another core must wake (`postgres.cross_core_wakeup`). Never with unlimited cores.
+    pub fn partly_busy(&self) -> bool {
+        let busy = self.busy_cores();
+        busy > 0.0 && self.cores.is_some_and(|c| busy < c)
+    }
+
     /// Cores busy with k running statements (for utilisation).
     pub fn busy_cores(&self) -> f64 {
         if let Some(pc) = &self.per_core {
@@ -483,6 +490,7 @@ mod tests {
             sigma,
             kappa,
             cpu_scheduling: CpuScheduling::Shared,
+            cross_core_wakeup: None,
             backend_start: Dist::ZERO,
             statement_timeout: None,
         }

@@ -1714,6 +1714,14 @@ impl<'a> Sim<'a> {
         } else {
             &sc.replicas[pg as usize - 1]
         };
+        // the statement's message lands on an idle core while another runs: it waits for
+        // that core to be woken
+        let wait = match &spec.cross_core_wakeup {
+            Some(d) if !q.in_reset && self.pgs[pg as usize].partly_busy() => {
+                wait + d.sample(&mut self.r.wait)
+            }
+            _ => wait,
+        };
         if let Some(st) = spec.statement_timeout {
             self.q
                 .push(self.now + st, Ev::StatementTimeout { req: r, seq });
@@ -1763,7 +1771,15 @@ impl<'a> Sim<'a> {
         if arrive >= bp.cpu_free && !b.cpu_per_wakeup.is_zero() {
             work = work + b.cpu_per_wakeup.sample(&mut self.r.bouncer);
         }
-        let done = arrive.max(bp.cpu_free) + work;
+        let mut start = arrive.max(bp.cpu_free);
+        // on the database host, a woken thread that lands on an idle core while another runs
+        // waits for that core to be woken (the host as it is when the message leaves)
+        if let Some(d) = &self.sc.primary.cross_core_wakeup {
+            if b.on_postgres_host && arrive >= bp.cpu_free && self.pgs[0].partly_busy() {
+                start = start + d.sample(&mut self.r.bouncer);
+            }
+        }
+        let done = start + work;
         bp.cpu_free = done;
         if self.rec.measuring {
             self.rec.bouncer_cpu_ns += work.as_ns() as f64;

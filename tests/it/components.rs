@@ -449,3 +449,41 @@ fn per_core_run_queues_keep_the_throughput_and_widen_the_latency_tail() {
     assert_eq!(shared.values, per_core.values);
     assert!((shared.get("latency_p95_ms") - 1.0).abs() < 0.01);
 }
+
+#[test]
+fn a_statement_that_lands_on_an_idle_core_while_another_runs_waits_for_its_wakeup() {
+    // 1 ms of CPU per statement on 2 cores, 0.25 ms to wake an idle core from the other, users
+    // back to back through a PgBouncer that neither limits nor costs anything
+    let run_with = |users: u32, wake: Option<f64>, bouncer_on_host: bool| {
+        let mut pg = json!({"cores": 2, "cpu_scheduling": "per_core"});
+        if let Some(w) = wake {
+            pg["cross_core_wakeup"] = json!({"const_ms": w});
+        }
+        let sc = bouncer_base(json!({
+            "run": {"duration_s": 10, "warmup_s": 1, "replications": 1},
+            "clients": {"users": users},
+            "workload": {"transactions": [{"name": "q", "statement_wait": {"const_ms": 0},
+                                           "statement_cpu": {"const_ms": 1}}]},
+            "app": {"pools": {"primary": {"min_size": users, "max_size": users}}},
+            "pgbouncer": {"default_pool_size": 8, "on_postgres_host": bouncer_on_host},
+            "postgres": pg
+        }));
+        poolsim::sim::run(&sc, 0)
+    };
+    // one user: the host is idle whenever a statement arrives, nothing changes
+    let alone = run_with(1, Some(0.25), false);
+    assert_eq!(alone.values, run_with(1, None, false).values);
+    assert!((alone.get("throughput_rps") - 1000.0).abs() < 5.0);
+    // two users: each statement arrives while the other one runs, and waits 0.25 ms for the
+    // idle core: 2 per 1.25 ms
+    let two = run_with(2, Some(0.25), false).get("throughput_rps");
+    assert!((two - 1600.0).abs() < 0.02 * 1600.0, "{two}");
+    assert!((run_with(2, None, false).get("throughput_rps") - 2000.0).abs() < 20.0);
+    // PgBouncer's thread on the same host is woken by each query while a statement runs, and
+    // waits too: 2 per 1.5 ms
+    let via = run_with(2, Some(0.25), true).get("throughput_rps");
+    assert!((via - 1333.3).abs() < 0.02 * 1333.3, "{via}");
+    // four users keep both cores busy: no core is ever idle to be woken
+    let four = run_with(4, Some(0.25), false).get("throughput_rps");
+    assert!((four - 2000.0).abs() < 0.01 * 2000.0, "{four}");
+}

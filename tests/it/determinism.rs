@@ -121,6 +121,7 @@ fn per_core_scheduling_gives_the_same_numbers_whatever_the_thread_count() {
     // the seed and the replication only, and differ from shared processor sharing
     let mut d = doc();
     d["postgres"]["cpu_scheduling"] = json!("per_core");
+    d["postgres"]["cross_core_wakeup"] = json!({"exp": {"mean_ms": 0.05}});
     let loaded = LoadedExperiment::from_doc("x.json", d.clone());
     let p = plan(&loaded, true).unwrap();
     let refs: Vec<_> = p.points.iter().collect();

@@ -83,7 +83,11 @@ prop_compose! {
             "contention_sigma": 0.01, "contention_kappa": kappa, "backend_start": {"const_ms": 1}});
         if let Some(ms) = statement_ms { pg["statement_timeout_ms"] = json!(ms); }
         // per-core run queues need a number of cores (0 is unlimited)
-        if per_core && cores > 0 { pg["cpu_scheduling"] = json!("per_core"); }
+        // (the wake-up of an idle core by another tied to them, to stay within the arity)
+        if per_core && cores > 0 {
+            pg["cpu_scheduling"] = json!("per_core");
+            pg["cross_core_wakeup"] = json!({"const_ms": rtt});
+        }
         json!({
             "run": {"duration_s": 2, "warmup_s": 0.5, "replications": 2},
             "clients": clients,
