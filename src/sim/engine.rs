@@ -1776,7 +1776,7 @@ impl<'a> Sim<'a> {
         // waits for that core to be woken (the host as it is when the message leaves)
         if let Some(d) = &self.sc.primary.cross_core_wakeup {
             if b.on_postgres_host && arrive >= bp.cpu_free && self.pgs[0].partly_busy() {
-                start = start + d.sample(&mut self.r.bouncer);
+                start += d.sample(&mut self.r.bouncer);
             }
         }
         let done = start + work;
