@@ -460,17 +460,22 @@ fn machine() -> serde_json::Value {
     })
 }
 
+/// `--threads` of the live commands: the async runtime's worker threads, one per core by
+/// default.
+fn runtime_threads(threads: Option<usize>) -> Result<usize> {
+    let n = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if n == 0 {
+        return Err(UsageError("--threads must be at least 1 (1 runs a single-threaded runtime)".into()).into());
+    }
+    Ok(n)
+}
+
 fn bench(a: BenchArgs) -> Result<()> {
     use std::io::IsTerminal;
     if a.replications == Some(0) {
         return Err(UsageError("--replications must be at least 1".into()).into());
     }
-    let threads = a
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    if threads == 0 {
-        return Err(UsageError("--threads must be at least 1".into()).into());
-    }
+    let threads = runtime_threads(a.threads)?;
     let loaded = load(&a.exp)?;
     let plan = sweep::plan(&loaded, true)?;
     let warnings = plan.warnings();
@@ -556,6 +561,7 @@ fn calibrate(a: CalibrateArgs) -> Result<()> {
         budget: std::time::Duration::from_secs_f64(a.budget_s),
         max_concurrency: a.max_concurrency,
         progress: !a.quiet && std::io::stderr().is_terminal(),
+        threads: runtime_threads(a.threads)?,
         command,
     };
     let cal = crate::live::calibrate::calibrate(&opts)?;
@@ -609,6 +615,7 @@ fn validate(a: ValidateArgs) -> Result<()> {
     use crate::live::redact_url;
     use std::io::IsTerminal;
     let tolerances = parse_tolerances(&a.tolerances)?;
+    let threads = runtime_threads(a.threads)?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let progress = !a.quiet && std::io::stderr().is_terminal();
     // 1. the model: given, or calibrated now on the experiment's own workload
@@ -630,11 +637,13 @@ fn validate(a: ValidateArgs) -> Result<()> {
                 budget: std::time::Duration::from_secs_f64(a.budget_s.max(5.0)),
                 max_concurrency: None,
                 progress,
+                threads,
                 command: format!(
-                    "poolsim validate {} --pg {} --out {}",
+                    "poolsim validate {} --pg {} --out {}{}",
                     a.exp.experiment.display(),
                     redact_url(&a.cluster.pg),
-                    a.out.display()
+                    a.out.display(),
+                    a.threads.map_or(String::new(), |n| format!(" --threads {n}"))
                 ),
             };
             let cal = crate::live::calibrate::calibrate(&opts)?;
@@ -675,7 +684,7 @@ fn validate(a: ValidateArgs) -> Result<()> {
         bouncer_admin: a.cluster.bouncer_admin.clone(),
         replica: a.cluster.replica.clone(),
         replications: a.replications,
-        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        threads,
         progress,
         machine: machine(),
     };

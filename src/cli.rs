@@ -240,6 +240,10 @@ pub struct CalibrateArgs {
     /// Output on stdout: the human summary, or the whole calibration as JSON
     #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
     pub format: CheckFormat,
+    /// Threads of the async runtime the measurements run on, as `bench --threads` (default: one per core; 1 runs it on a
+    /// single-threaded runtime, as one asyncpg or Node.js process runs its event loop)
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
     /// No progress bar
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -266,6 +270,10 @@ pub struct ValidateArgs {
     /// Directory for every artefact: model.json, projected.*, measured.*, comparison.*, report.html
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Threads of the async runtime of both the calibration and the load generator (default: one per core; 1 runs it on a
+    /// single-threaded runtime, as one asyncpg or Node.js process runs its event loop)
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
     /// No progress bars
     #[arg(long, short = 'q')]
     pub quiet: bool,

@@ -159,6 +159,11 @@ pub struct TransactionFile {
     /// statement by more than the wake-up of a trivial round trip.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wakeup: Option<DurationSpec>,
+    /// How that wake-up grows with the host's idle time: `[idle_ms, factor]` points in
+    /// ascending idle time, the factor multiplying the wake-up drawn (its own `wakeup`, or
+    /// `network.wakeup`), linear in between and flat beyond the ends. Absent: factor 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wakeup_by_idle: Option<Vec<[f64; 2]>>,
     /// The statements, for live mode; the simulator uses only their count. Several statements
     /// run as one `BEGIN … COMMIT` block, one round trip each.
     #[serde(default)]

@@ -172,12 +172,35 @@ pub struct TxType {
     pub gap: Dist,
     /// Replaces `network.wakeup` for a request whose first transaction is of this type.
     pub wakeup: Option<Dist>,
+    /// The factor of that wake-up by the host's idle time (`wakeup_by_idle`); empty: 1.
+    pub wakeup_by_idle: Vec<(SimDuration, f64)>,
+}
+
+impl TxType {
+    /// The factor of this type's wake-up after `idle` of idle host: linear between the
+    /// points, flat beyond the ends, 1 without points.
+    pub fn wakeup_factor(&self, idle: SimDuration) -> f64 {
+        let pts = &self.wakeup_by_idle;
+        let (Some(first), Some(last)) = (pts.first(), pts.last()) else {
+            return 1.0;
+        };
+        if idle <= first.0 {
+            return first.1;
+        }
+        if idle >= last.0 {
+            return last.1;
+        }
+        let i = pts.partition_point(|p| p.0 <= idle);
+        let (a, b) = (pts[i - 1], pts[i]);
+        let x = (idle.as_ns() - a.0.as_ns()) as f64 / (b.0.as_ns() - a.0.as_ns()) as f64;
+        a.1 + x * (b.1 - a.1)
+    }
 }
 
 #[derive(Clone, Debug)]
 pub struct Workload {
     pub txs: Vec<TxType>,
-    /// Some transaction type has its own `wakeup`.
+    /// Some transaction type has its own `wakeup` or `wakeup_by_idle`.
     pub own_wakeup: bool,
     pub app_cpu: Dist,
     pub hold: Hold,

@@ -695,6 +695,35 @@ pub fn validate(f: &mut ExperimentFile) -> Result<(Scenario, Vec<Problem>), Inva
         let cpu = v.dist_or(&path("statement_cpu"), &mut t.statement_cpu, 0.0);
         let gap = v.dist_or(&path("gap"), &mut t.gap, 0.0);
         let wakeup = t.wakeup.as_ref().map(|s| v.dist(&path("wakeup"), s));
+        let mut wakeup_by_idle = Vec::new();
+        if let Some(pts) = &t.wakeup_by_idle {
+            let p = path("wakeup_by_idle");
+            let shown = serde_json::to_string(pts).unwrap_or_default();
+            let ok_points = pts
+                .iter()
+                .all(|[ms, f]| ms.is_finite() && *ms >= 0.0 && f.is_finite() && *f >= 0.0);
+            let ascending = pts.windows(2).all(|w| w[0][0] < w[1][0]);
+            if pts.is_empty() || !ok_points {
+                v.err(
+                    &p,
+                    &shown,
+                    "needs [idle_ms, factor] points with idle_ms and factor zero or positive",
+                    "write e.g. [[2, 0.8], [5, 1], [50, 3]], or remove it for a factor of 1",
+                );
+            } else if !ascending {
+                v.err(
+                    &p,
+                    &shown,
+                    "the idle times must be strictly ascending",
+                    "sort the points by idle time and drop repeated ones",
+                );
+            } else {
+                wakeup_by_idle = pts
+                    .iter()
+                    .map(|[ms, f]| (SimDuration::from_ms_f64(*ms), *f))
+                    .collect();
+            }
+        }
         txs.push(TxType {
             name: t.name.clone(),
             cum_weight: total_w,
@@ -704,6 +733,7 @@ pub fn validate(f: &mut ExperimentFile) -> Result<(Scenario, Vec<Problem>), Inva
             cpu,
             gap,
             wakeup,
+            wakeup_by_idle,
         });
     }
     if total_w <= 0.0 && !txs.is_empty() {
@@ -748,7 +778,9 @@ pub fn validate(f: &mut ExperimentFile) -> Result<(Scenario, Vec<Problem>), Inva
         }
     }
     let workload = Workload {
-        own_wakeup: txs.iter().any(|t| t.wakeup.is_some()),
+        own_wakeup: txs
+            .iter()
+            .any(|t| t.wakeup.is_some() || !t.wakeup_by_idle.is_empty()),
         txs,
         app_cpu,
         hold,
@@ -1161,6 +1193,33 @@ mod tests {
             p.hint.contains("shared") && p.hint.contains("per_core"),
             "{err}"
         );
+
+        // a wake-up's growth with the idle time: ascending points, factors zero or positive
+        let tx = |g: serde_json::Value| {
+            json!({
+                "clients": {"users": 1},
+                "workload": {"transactions": [{"name": "q", "wakeup_by_idle": g}]},
+                "app": {"pools": {"primary": {}}}
+            })
+        };
+        let (sc, _) = check(tx(json!([[2, 0.5], [5, 1], [50, 4]]))).unwrap();
+        let t = &sc.workload.txs[0];
+        assert!(sc.workload.own_wakeup);
+        assert_eq!(t.wakeup_factor(SimDuration::from_ms(1)), 0.5);
+        assert!((t.wakeup_factor(SimDuration::from_ms_f64(3.5)) - 0.75).abs() < 1e-12);
+        assert!((t.wakeup_factor(SimDuration::from_ms(20)) - 2.0).abs() < 1e-12);
+        assert_eq!(t.wakeup_factor(SimDuration::from_ms(500)), 4.0);
+        for bad in [json!([[5, 1], [2, 0.5]]), json!([[2, -1]]), json!([])] {
+            let err = check(tx(bad.clone())).unwrap_err();
+            assert_eq!(
+                err.0[0].path,
+                "workload.transactions.0.wakeup_by_idle",
+                "{bad}: {err}"
+            );
+        }
+        let (sc, _) = check(tx(serde_json::Value::Null)).unwrap();
+        assert!(sc.workload.txs[0].wakeup_by_idle.is_empty());
+        assert_eq!(sc.workload.txs[0].wakeup_factor(SimDuration::from_ms(9)), 1.0);
 
         // the wake-up of an idle core needs a number of cores; absent, it is not written back
         let (mut f, _) = parse_file(&doc(json!({"cores": 2})));

@@ -60,6 +60,9 @@ pub struct CalibrateOptions {
     pub max_concurrency: Option<usize>,
     /// Draw a progress bar on stderr.
     pub progress: bool,
+    /// Worker threads of the runtime the measurements run on (1: a single-threaded runtime),
+    /// as the load generator's (`bench --threads`).
+    pub threads: usize,
     /// The command line, as recorded in the provenance (URLs redacted).
     pub command: String,
 }
@@ -310,6 +313,8 @@ pub struct ModelInputs {
     pub wakeup: Option<Value>,
     /// Per transaction (same order, may be empty): its own `wakeup`.
     pub tx_wakeups: Vec<Value>,
+    /// Per transaction (same order, may be empty): its `wakeup_by_idle` points.
+    pub tx_wakeup_by_idle: Vec<Value>,
     /// PgBouncer and PostgreSQL were found on the same host (`pgbouncer.on_postgres_host`).
     pub bouncer_on_postgres_host: bool,
     /// The server runs on this (Linux) host, whose kernel keeps a run queue per core
@@ -331,6 +336,9 @@ pub fn build_model(m: &ModelInputs) -> Value {
         });
         if let Some(w) = m.tx_wakeups.get(i) {
             tx["wakeup"] = w.clone();
+        }
+        if let Some(g) = m.tx_wakeup_by_idle.get(i).filter(|g| !g.is_null()) {
+            tx["wakeup_by_idle"] = g.clone();
         }
         transactions.push(tx);
     }
@@ -498,19 +506,34 @@ const HOP_REPS: usize = 5;
 
 /// The pause before each "after idle" round trip.
 const WAKEUP_PAUSE: Duration = Duration::from_millis(5);
+/// Untimed transactions that start each back-to-back block (it follows a pause).
+const HOT_WARMUP: usize = 3;
+/// The other pauses each type is timed after, and how many of each per block of 10 at
+/// `WAKEUP_PAUSE`: how the wake-up grows with the idle time (`wakeup_by_idle`).
+const IDLE_PAUSES: [(Duration, usize); 3] = [
+    (Duration::from_millis(2), 4),
+    (Duration::from_millis(20), 3),
+    (Duration::from_millis(50), 2),
+];
 
 /// Measure and build the model (see the module documentation).
 pub fn calibrate(opts: &CalibrateOptions) -> Result<Calibration> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads.max(2))
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let rt = if opts.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(opts.threads)
+            .enable_all()
+            .build()
+    }
+    .context("starting the async runtime")?;
     // measured from a task on the runtime's workers, as the load generator's users run
     let opts = opts.clone();
     rt.block_on(async move {
-        tokio::spawn(async move { calibrate_async(&opts, threads).await })
+        tokio::spawn(async move { calibrate_async(&opts, cores).await })
             .await
             .context("the calibration task failed")?
     })
@@ -1019,6 +1042,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         .get("superuser_reserved_connections")
         .and_then(|v| v.as_str()?.parse().ok());
     prov.insert("postgres".into(), Value::Object(pg_settings.clone()));
+    prov.insert("runtime_threads".into(), json!(opts.threads.max(1)));
     prov.insert(
         "cores".into(),
         json!({
@@ -1308,33 +1332,54 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
     } else {
         "direct"
     };
-    let share = b.share(0.06).div_f64(txs.len() as f64);
+    let share = b.share(0.1).div_f64(txs.len() as f64);
     let mut cold_prov = Vec::new();
     let mut tx_wakeups = Vec::new();
+    let mut tx_wakeup_by_idle = Vec::new();
     let mut hot_means = Vec::new();
     let mut alarm = Alarm::new()?;
     for tx in &txs {
         let end = Instant::now() + share;
         let (mut hot_tx, mut cold_tx) = (Vec::new(), Vec::new());
+        let mut other: Vec<Vec<f64>> = vec![Vec::new(); IDLE_PAUSES.len()];
         let mut scratch = Vec::new();
         let mut values = Vec::new();
         let mut buf = String::new();
-        // alternating blocks, so that both see the same conditions
+        // alternating blocks, so that all see the same conditions: back to back, after the
+        // reference pause, after each of the other pauses
+        let blocks: Vec<(Option<Duration>, usize, usize)> = [(None, 10, 0), (Some(WAKEUP_PAUSE), 10, 1)]
+            .into_iter()
+            .chain(
+                IDLE_PAUSES
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &(p, n))| (Some(p), n, i + 2)),
+            )
+            .collect();
         while cold_tx.len() < 300 && (cold_tx.len() < 40 || Instant::now() < end) {
-            for cold in [false, true] {
-                for _ in 0..10 {
+            for &(pause, n, slot) in &blocks {
+                // the back-to-back block follows a pause: its first transactions are not yet
+                // back to back, and run untimed
+                let warm = if pause.is_none() { HOT_WARMUP } else { 0 };
+                for k in 0..warm + n {
                     tx.draw(&mut rng, &mut values);
                     scratch.clear();
-                    let t = if cold {
-                        alarm.after(WAKEUP_PAUSE).await?
-                    } else {
-                        Instant::now()
+                    let t = match pause {
+                        Some(p) => alarm.after(p).await?,
+                        None => Instant::now(),
                     };
                     run_tx(path, tx, &values, &mut buf, &mut scratch)
                         .await
                         .map_err(|m| tx_failed(tx, &m))?;
                     let ms = t.elapsed().as_secs_f64() * 1000.0;
-                    if cold { &mut cold_tx } else { &mut hot_tx }.push(ms);
+                    if k < warm {
+                        continue;
+                    }
+                    match slot {
+                        0 => hot_tx.push(ms),
+                        1 => cold_tx.push(ms),
+                        i => other[i - 2].push(ms),
+                    }
                 }
             }
             b.tick();
@@ -1344,6 +1389,30 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         let excess: Vec<f64> = cold_tx.iter().map(|ms| (ms - hot_med).max(0.001)).collect();
         let fitted = fit::fit_empirical(&excess)
             .map_err(|e| anyhow!("fitting `{}` after a pause: {e}", tx.name))?;
+        // the growth with the idle time: each pause's median excess against the reference's,
+        // never less after a longer pause
+        let reference = median(&excess).max(0.001);
+        let mut by_pause: Vec<(f64, f64, usize)> = IDLE_PAUSES
+            .iter()
+            .zip(&other)
+            .map(|(&(p, _), v)| {
+                let ex: Vec<f64> = v.iter().map(|ms| (ms - hot_med).max(0.001)).collect();
+                (p.as_secs_f64() * 1000.0, median(&ex), ex.len())
+            })
+            .chain(std::iter::once((
+                WAKEUP_PAUSE.as_secs_f64() * 1000.0,
+                reference,
+                excess.len(),
+            )))
+            .collect();
+        by_pause.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut points = Vec::new();
+        let mut floor = 0.0_f64;
+        for &(p, ex, _) in &by_pause {
+            floor = floor.max(ex / reference);
+            points.push(json!([p, sig4(floor)]));
+        }
+        tx_wakeup_by_idle.push(Value::Array(points));
         cold_prov.push(json!({
             "transaction": tx.name,
             "back_to_back_median_ms": sig4(hot_med),
@@ -1352,6 +1421,10 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
             "excess_median_ms": sig4(median(&excess)),
             "excess_p95_ms": sig4(quantile(&excess, 0.95)),
             "samples": cold_tx.len(),
+            "by_pause": by_pause
+                .iter()
+                .map(|&(p, ex, n)| json!({"pause_ms": p, "excess_median_ms": sig4(ex), "samples": n}))
+                .collect::<Vec<_>>(),
         }));
         tx_wakeups.push(scale_dist(&fitted.dist, 1.0));
     }
@@ -1360,7 +1433,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         json!({
             "path": path_name,
             "pause_ms": WAKEUP_PAUSE.as_millis() as u64,
-            "method": "each type's transaction after a pause, minus the median of the same transaction back to back (alternating blocks of 10): the type's own wakeup, applied to a request that finds the database host idle",
+            "method": "each type's transaction after a pause, minus the median of the same transaction back to back (alternating blocks): after the reference pause, the type's own wakeup, applied to a request that finds the database host idle; after the other pauses, its median against the reference's is wakeup_by_idle, the factor by the host's idle time (never less after a longer pause)",
             "types": cold_prov,
         }),
     );
@@ -1725,6 +1798,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         contention,
         wakeup: Some(scale_dist(&wakeup.dist, 1.0)),
         tx_wakeups,
+        tx_wakeup_by_idle,
         bouncer_on_postgres_host: bouncer_local,
         per_core: backend_pid.is_some(),
         cross_core_wakeup: hop.as_ref().map(HopTimes::cross_core_wakeup_ms),
@@ -1761,7 +1835,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         let _ =
             writeln!(
             s,
-            "through PgBouncer: +{:.4} ms  → app_bouncer_rtt {:.4} ms, cpu_per_query {:.4} ms + cpu_per_wakeup {:.4} ms ({})",
+            "through PgBouncer: {:+.4} ms  → app_bouncer_rtt {:.4} ms, cpu_per_query {:.4} ms + cpu_per_wakeup {:.4} ms ({})",
             m_bouncer["added_latency_ms"].as_f64().unwrap_or(0.0),
             hop,
             cpu - 2.0 * bouncer_wakeup.unwrap_or(0.0),
@@ -1835,6 +1909,23 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
             f("excess_p95_ms"),
             f("samples"),
         );
+        if let Some(bp) = c["by_pause"].as_array() {
+            let reference = f("excess_median_ms").max(0.001);
+            let _ = writeln!(
+                s,
+                "    by idle time: {}",
+                bp.iter()
+                    .map(|x| format!(
+                        "{} ms +{:.4} ms (×{:.2}, {} samples)",
+                        x["pause_ms"].as_f64().unwrap_or(0.0),
+                        x["excess_median_ms"].as_f64().unwrap_or(0.0),
+                        x["excess_median_ms"].as_f64().unwrap_or(0.0) / reference,
+                        x["samples"].as_u64().unwrap_or(0)
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
     }
     for (p, tx) in loaded_prov.iter().zip(&txs) {
         let _ = writeln!(
@@ -2179,6 +2270,7 @@ mod tests {
             ),
             wakeup: Some(json!({"const_ms": 0.3})),
             tx_wakeups: vec![json!({"const_ms": 0.7})],
+            tx_wakeup_by_idle: vec![json!([[2.0, 0.8], [5.0, 1.0], [50.0, 3.0]])],
             bouncer_wakeup: Some(0.0075),
             bouncer_on_postgres_host: true,
             per_core: true,
@@ -2215,6 +2307,10 @@ mod tests {
         assert_eq!(
             d["workload"]["transactions"][0]["wakeup"],
             json!({"const_ms": 0.7})
+        );
+        assert_eq!(
+            d["workload"]["transactions"][0]["wakeup_by_idle"],
+            json!([[2.0, 0.8], [5.0, 1.0], [50.0, 3.0]])
         );
         assert_eq!(d["pgbouncer"]["on_postgres_host"], true);
         // the experiment of the live tests, merged over the model's defaults

@@ -798,23 +798,32 @@ impl<'a> Sim<'a> {
                 self.q.push(t, Ev::ClientTimeout { req: r, gen });
             }
         }
-        if (!sc.network.wakeup.is_zero() || sc.workload.own_wakeup) && self.host_asleep() {
+        let idle = if !sc.network.wakeup.is_zero() || sc.workload.own_wakeup {
+            self.host_idle()
+        } else {
+            None
+        };
+        if let Some(idle) = idle {
             // a transaction type with its own wake-up: the request's first transaction is
             // drawn now, and runs when its turn comes
-            let wake = if sc.workload.own_wakeup {
+            let (wake, factor) = if sc.workload.own_wakeup {
                 let tx = self.draw_tx();
                 let q = &mut self.reqs[r as usize];
                 q.tx = tx as u32;
                 q.tx_drawn = true;
-                sc.workload.txs[tx]
-                    .wakeup
-                    .as_ref()
-                    .unwrap_or(&sc.network.wakeup)
+                let t = &sc.workload.txs[tx];
+                (
+                    t.wakeup.as_ref().unwrap_or(&sc.network.wakeup),
+                    t.wakeup_factor(idle),
+                )
             } else {
-                &sc.network.wakeup
+                (&sc.network.wakeup, 1.0)
             };
             if !wake.is_zero() {
-                let d = wake.sample(&mut self.r.wakeup);
+                let mut d = wake.sample(&mut self.r.wakeup);
+                if factor != 1.0 {
+                    d = d.mul_f64(factor);
+                }
                 let seq = self.reqs[r as usize].seq;
                 self.q.push(now + d, Ev::HostAwake { req: r, seq });
                 return;
@@ -823,15 +832,19 @@ impl<'a> Sim<'a> {
         self.app_start(r);
     }
 
-    /// Whether the database host's CPUs have been idle for `network.wakeup_after`: no
-    /// statement in its CPU phase on the primary, PgBouncer's processes without work.
-    fn host_asleep(&self) -> bool {
-        let after = self.sc.network.wakeup_after;
-        let now = self.now;
-        if self.pg_cpu_busy || now < self.pg_idle_since + after {
-            return false;
+    /// How long the database host's CPUs have been idle, if for `network.wakeup_after` at
+    /// least: no statement in its CPU phase on the primary, PgBouncer's processes without work.
+    fn host_idle(&self) -> Option<SimDuration> {
+        if self.pg_cpu_busy {
+            return None;
         }
-        self.bpools.iter().all(|bp| now >= bp.cpu_free + after)
+        let since = self
+            .bpools
+            .iter()
+            .map(|bp| bp.cpu_free)
+            .fold(self.pg_idle_since, SimTime::max);
+        let idle = self.now.0.checked_sub(since.0).map(SimDuration)?;
+        (idle >= self.sc.network.wakeup_after).then_some(idle)
     }
 
     /// The request enters the app: app CPU on one of the instance's workers, then its

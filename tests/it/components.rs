@@ -352,6 +352,38 @@ fn a_transaction_type_with_its_own_wakeup_pays_that_one() {
 }
 
 #[test]
+fn a_wakeup_grows_with_the_idle_time_by_its_points() {
+    // one user, 1 ms of CPU per statement on one core, a 1 ms wake-up after ≥ 1 ms of idle host,
+    // × 1 up to 2 ms of idle, × 3 from 10 ms, linear in between
+    let with = |think_ms: f64| {
+        let sc = bouncer_base(json!({
+            "run": {"duration_s": 4, "warmup_s": 0.2, "replications": 1},
+            "clients": {"users": 1, "think_time": {"const_ms": think_ms}},
+            "workload": {"transactions": [{"name": "q", "statement_wait": {"const_ms": 0},
+                "statement_cpu": {"const_ms": 1}, "wakeup": {"const_ms": 1},
+                "wakeup_by_idle": [[2, 1], [10, 3]]}]},
+            "postgres": {"cores": 1},
+            "network": {"wakeup_after_ms": 1}
+        }));
+        run_traced(&sc, 0).0.get("latency_mean_ms")
+    };
+    // (means come from the latency histogram: 3 significant digits)
+    let close = |x: f64, want: f64| (x - want).abs() < 2e-3 * want;
+    // below the first point: its factor
+    let short = with(1.5);
+    assert!(close(short, 2.0), "{short}");
+    // 6 ms of idle: halfway, × 2
+    let mid = with(6.0);
+    assert!(close(mid, 3.0), "{mid}");
+    // beyond the last point: its factor
+    let long = with(20.0);
+    assert!(close(long, 4.0), "{long}");
+    // back to back the host never idles for 1 ms: no wake-up at all
+    let hot = with(0.0);
+    assert!(close(hot, 1.0), "{hot}");
+}
+
+#[test]
 fn pgbouncer_pays_a_wakeup_when_work_finds_its_thread_idle() {
     // 0.1 ms per query and 0.2 ms per wake-up on PgBouncer's thread
     let run = |users: u32, wait_ms: f64| {
