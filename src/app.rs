@@ -465,7 +465,10 @@ fn machine() -> serde_json::Value {
 fn runtime_threads(threads: Option<usize>) -> Result<usize> {
     let n = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     if n == 0 {
-        return Err(UsageError("--threads must be at least 1 (1 runs a single-threaded runtime)".into()).into());
+        return Err(UsageError(
+            "--threads must be at least 1 (1 runs a single-threaded runtime)".into(),
+        )
+        .into());
     }
     Ok(n)
 }
@@ -643,7 +646,8 @@ fn validate(a: ValidateArgs) -> Result<()> {
                     a.exp.experiment.display(),
                     redact_url(&a.cluster.pg),
                     a.out.display(),
-                    a.threads.map_or(String::new(), |n| format!(" --threads {n}"))
+                    a.threads
+                        .map_or(String::new(), |n| format!(" --threads {n}"))
                 ),
             };
             let cal = crate::live::calibrate::calibrate(&opts)?;

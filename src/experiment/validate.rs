@@ -1212,14 +1212,16 @@ mod tests {
         for bad in [json!([[5, 1], [2, 0.5]]), json!([[2, -1]]), json!([])] {
             let err = check(tx(bad.clone())).unwrap_err();
             assert_eq!(
-                err.0[0].path,
-                "workload.transactions.0.wakeup_by_idle",
+                err.0[0].path, "workload.transactions.0.wakeup_by_idle",
                 "{bad}: {err}"
             );
         }
         let (sc, _) = check(tx(serde_json::Value::Null)).unwrap();
         assert!(sc.workload.txs[0].wakeup_by_idle.is_empty());
-        assert_eq!(sc.workload.txs[0].wakeup_factor(SimDuration::from_ms(9)), 1.0);
+        assert_eq!(
+            sc.workload.txs[0].wakeup_factor(SimDuration::from_ms(9)),
+            1.0
+        );
 
         // the wake-up of an idle core needs a number of cores; absent, it is not written back
         let (mut f, _) = parse_file(&doc(json!({"cores": 2})));

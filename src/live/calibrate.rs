@@ -506,6 +506,8 @@ const HOP_REPS: usize = 5;
 
 /// The pause before each "after idle" round trip.
 const WAKEUP_PAUSE: Duration = Duration::from_millis(5);
+/// Transactions of each type timed in one unbroken run back to back: the level of its service.
+const STEADY_RUN: usize = 200;
 /// Untimed transactions that start each back-to-back block (it follows a pause).
 const HOT_WARMUP: usize = 3;
 /// The other pauses each type is timed after, and how many of each per block of 10 at
@@ -1345,17 +1347,32 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         let mut scratch = Vec::new();
         let mut values = Vec::new();
         let mut buf = String::new();
+        // the level: one unbroken run back to back, as a user without think time runs (the
+        // back-to-back blocks below follow pauses, and their first transactions start cold)
+        let mut steady = Vec::with_capacity(STEADY_RUN);
+        for k in 0..HOT_WARMUP * 5 + STEADY_RUN {
+            tx.draw(&mut rng, &mut values);
+            scratch.clear();
+            let t = Instant::now();
+            run_tx(path, tx, &values, &mut buf, &mut scratch)
+                .await
+                .map_err(|m| tx_failed(tx, &m))?;
+            if k >= HOT_WARMUP * 5 {
+                steady.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
         // alternating blocks, so that all see the same conditions: back to back, after the
         // reference pause, after each of the other pauses
-        let blocks: Vec<(Option<Duration>, usize, usize)> = [(None, 10, 0), (Some(WAKEUP_PAUSE), 10, 1)]
-            .into_iter()
-            .chain(
-                IDLE_PAUSES
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &(p, n))| (Some(p), n, i + 2)),
-            )
-            .collect();
+        let blocks: Vec<(Option<Duration>, usize, usize)> =
+            [(None, 10, 0), (Some(WAKEUP_PAUSE), 10, 1)]
+                .into_iter()
+                .chain(
+                    IDLE_PAUSES
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &(p, n))| (Some(p), n, i + 2)),
+                )
+                .collect();
         while cold_tx.len() < 300 && (cold_tx.len() < 40 || Instant::now() < end) {
             for &(pause, n, slot) in &blocks {
                 // the back-to-back block follows a pause: its first transactions are not yet
@@ -1385,7 +1402,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
             b.tick();
         }
         let hot_med = median(&hot_tx);
-        hot_means.push(fit_mean(&hot_tx));
+        hot_means.push(fit_mean(&steady));
         let excess: Vec<f64> = cold_tx.iter().map(|ms| (ms - hot_med).max(0.001)).collect();
         let fitted = fit::fit_empirical(&excess)
             .map_err(|e| anyhow!("fitting `{}` after a pause: {e}", tx.name))?;
@@ -1416,6 +1433,8 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         cold_prov.push(json!({
             "transaction": tx.name,
             "back_to_back_median_ms": sig4(hot_med),
+            "unbroken_run_mean_ms": sig4(fit_mean(&steady)),
+            "unbroken_run_samples": steady.len(),
             "after_pause_median_ms": sig4(median(&cold_tx)),
             "after_pause_p95_ms": sig4(quantile(&cold_tx, 0.95)),
             "excess_median_ms": sig4(median(&excess)),
@@ -1644,7 +1663,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
     prov.insert(
         "service_on_the_path".into(),
         json!({
-            "method": "each type's statement service (shape from the direct timings) scaled so that round trips × (service + the path's cost per round trip) is its back-to-back mean latency on the workload's path (through PgBouncer when there is one); scale bounded to [0.5, 2]",
+            "method": "each type's statement service (shape from the direct timings) scaled so that round trips × (service + the path's cost per round trip) is its mean latency in one unbroken back-to-back run (after a warm-up) on the workload's path (through PgBouncer when there is one); scale bounded to [0.5, 2]",
             "types": path_prov,
         }),
     );
