@@ -191,6 +191,10 @@ pub struct AppFile {
     pub max_in_flight: Option<u32>,
     /// `round_robin` or `random`.
     pub balance: Option<String>,
+    /// The app runs on the database host (a load generator on loopback): a response that wakes
+    /// its thread pays `postgres.cross_core_wakeup` as work arriving on that host does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_postgres_host: Option<bool>,
     #[serde(default)]
     pub pools: BTreeMap<String, PoolFile>,
 }

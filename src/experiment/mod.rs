@@ -220,6 +220,8 @@ pub struct App {
     pub workers: Option<u32>,
     pub max_in_flight: Option<u32>,
     pub balance: Balance,
+    /// On the database host: responses pay `postgres.cross_core_wakeup` too.
+    pub on_postgres_host: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

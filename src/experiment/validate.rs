@@ -508,6 +508,8 @@ pub fn validate(f: &mut ExperimentFile) -> Result<(Scenario, Vec<Problem>), Inva
         workers: (workers > 0).then_some(workers),
         max_in_flight: (max_in_flight > 0).then_some(max_in_flight),
         balance,
+        // absent means apart, and is not written back
+        on_postgres_host: a.on_postgres_host.unwrap_or(false),
     };
     let has_bouncer = bouncer.is_some();
     let mut pools = Vec::new();

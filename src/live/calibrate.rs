@@ -322,6 +322,8 @@ pub struct ModelInputs {
     pub per_core: bool,
     /// `postgres.cross_core_wakeup`, ms: measured on this host when the server runs on it.
     pub cross_core_wakeup: Option<f64>,
+    /// The load generator (the app) runs on the database host (`app.on_postgres_host`).
+    pub app_on_postgres_host: bool,
 }
 
 /// The model file document.
@@ -391,6 +393,9 @@ pub fn build_model(m: &ModelInputs) -> Value {
     }
     if !bouncer.is_empty() {
         defaults["pgbouncer"] = Value::Object(bouncer);
+    }
+    if m.app_on_postgres_host {
+        defaults["app"] = json!({"on_postgres_host": true});
     }
     if let Some(w) = &m.wakeup {
         network["wakeup"] = w.clone();
@@ -1821,6 +1826,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         bouncer_on_postgres_host: bouncer_local,
         per_core: backend_pid.is_some(),
         cross_core_wakeup: hop.as_ref().map(HopTimes::cross_core_wakeup_ms),
+        app_on_postgres_host: backend_pid.is_some(),
     };
     let model = build_model(&inputs);
 
@@ -2294,6 +2300,7 @@ mod tests {
             bouncer_on_postgres_host: true,
             per_core: true,
             cross_core_wakeup: Some(0.031),
+            app_on_postgres_host: true,
         }
     }
 
@@ -2312,6 +2319,7 @@ mod tests {
             d["postgres"]["cross_core_wakeup"],
             json!({"const_ms": 0.031})
         );
+        assert_eq!(d["app"]["on_postgres_host"], true);
         // concurrency 1's 0.02 ms: 0.005 per query and two wake-ups of 0.0075
         assert_eq!(d["pgbouncer"]["cpu_per_query"], json!({"const_ms": 0.005}));
         assert_eq!(

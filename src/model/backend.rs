@@ -20,6 +20,7 @@
 //!   others on a busy core wait longer, which widens the latency tail.
 
 use crate::experiment::{CpuScheduling, PgSpec};
+use crate::model::NONE;
 use crate::rng::Rng;
 use crate::units::{SimDuration, SimTime};
 use rand::Rng as _;
@@ -293,11 +294,33 @@ impl Postgres {
         share / slowdown(self.sigma, self.kappa, k)
     }
 
-    /// Some but not all of the cores are busy: work arriving now lands on an idle core that
-    /// another core must wake (`postgres.cross_core_wakeup`). Never with unlimited cores.
+    /// Some but not all of the cores run a statement: work arriving now lands on an idle core
+    /// that another core must wake (`postgres.cross_core_wakeup`). PgBouncer's own work on the
+    /// host does not count (it is the sender of what arrives). Never with unlimited cores.
     pub fn partly_busy(&self) -> bool {
-        let busy = self.busy_cores();
-        busy > 0.0 && self.cores.is_some_and(|c| busy < c)
+        let Some(cores) = self.cores else {
+            return false;
+        };
+        let busy = match &self.per_core {
+            Some(pc) => pc
+                .cores
+                .iter()
+                .filter(|c| c.jobs.iter().any(|j| j.req != NONE))
+                .count() as f64,
+            None => (self.jobs.iter().filter(|j| j.req != NONE).count() as f64).min(cores),
+        };
+        busy > 0.0 && busy < cores
+    }
+
+    /// Cores running a statement (PgBouncer's work on the host aside), under `per_core`.
+    pub fn statement_cores(&self) -> Option<usize> {
+        let pc = self.per_core.as_ref()?;
+        Some(
+            pc.cores
+                .iter()
+                .filter(|c| c.jobs.iter().any(|j| j.req != crate::model::NONE))
+                .count(),
+        )
     }
 
     /// Cores busy with k running statements (for utilisation).

@@ -1881,8 +1881,9 @@ impl<'a> Sim<'a> {
                 Ev::BouncerResp { req: r, seq },
             );
         } else {
+            let wake = self.client_wake();
             self.q.push(
-                self.now + net.app_pg_rtt.half(),
+                self.now + wake + net.app_pg_rtt.half(),
                 Ev::AppResp { req: r, seq },
             );
         }
@@ -1972,10 +1973,22 @@ impl<'a> Sim<'a> {
         {
             sent = self.bouncer_work(proc, self.now, SimDuration::ZERO);
         }
+        let wake = self.client_wake();
         self.q.push(
-            sent + sc.network.app_bouncer_rtt.half(),
+            sent + wake + sc.network.app_bouncer_rtt.half(),
             Ev::AppResp { req: r, seq },
         );
+    }
+
+    /// A response on its way to an app on the database host wakes the app's thread: on an idle
+    /// core while another runs a statement, that core must be woken first.
+    fn client_wake(&mut self) -> SimDuration {
+        match &self.sc.primary.cross_core_wakeup {
+            Some(d) if self.sc.app.on_postgres_host && self.pgs[0].partly_busy() => {
+                d.sample(&mut self.r.wakeup)
+            }
+            _ => SimDuration::ZERO,
+        }
     }
 
     /// A server goes back to the pool (or is closed when its lifetime is over) and, at once, to

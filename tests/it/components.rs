@@ -519,3 +519,36 @@ fn a_statement_that_lands_on_an_idle_core_while_another_runs_waits_for_its_wakeu
     let four = run_with(4, Some(0.25), false).get("throughput_rps");
     assert!((four - 2000.0).abs() < 0.01 * 2000.0, "{four}");
 }
+
+#[test]
+fn an_app_on_the_database_host_is_woken_by_its_responses_too() {
+    // as above, 2 users without PgBouncer's work on the host: with the app on the host, the
+    // response that leaves while the other user's statement runs also waits 0.25 ms
+    let run_with = |users: u32, app_on_host: bool| {
+        let sc = bouncer_base(json!({
+            "run": {"duration_s": 10, "warmup_s": 1, "replications": 1},
+            "clients": {"users": users},
+            "workload": {"transactions": [{"name": "q", "statement_wait": {"const_ms": 0},
+                                           "statement_cpu": {"const_ms": 1}}]},
+            "app": {"on_postgres_host": app_on_host,
+                    "pools": {"primary": {"min_size": users, "max_size": users}}},
+            "pgbouncer": {"default_pool_size": 8},
+            "postgres": {"cores": 2, "cpu_scheduling": "per_core",
+                         "cross_core_wakeup": {"const_ms": 0.25}}
+        }));
+        poolsim::sim::run(&sc, 0)
+    };
+    // one user: nothing else runs when its response leaves
+    assert_eq!(
+        run_with(1, true).values,
+        run_with(1, false).values,
+        "one user"
+    );
+    let apart = run_with(2, false).get("throughput_rps");
+    let together = run_with(2, true).get("throughput_rps");
+    println!("2 users: app apart {apart:.1}/s, on the host {together:.1}/s");
+    assert!((apart - 1600.0).abs() < 0.02 * 1600.0, "{apart}");
+    // each cycle: 0.25 (statement) + 1 (CPU) + 0.25 (response) ms, the other user's statement
+    // running at both moments: 2 per 1.5 ms
+    assert!((together - 1333.3).abs() < 0.02 * 1333.3, "{together}");
+}
