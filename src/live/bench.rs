@@ -76,17 +76,7 @@ pub struct Outcome {
 
 /// Run the plan's points for real. Builds its own tokio runtime.
 pub fn bench(plan: &Plan, warnings: &[Problem], opts: &Options) -> Result<Outcome> {
-    let rt = if opts.threads <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(opts.threads)
-            .enable_all()
-            .build()
-    }
-    .context("starting the async runtime")?;
+    let rt = super::runtime(opts.threads)?;
     rt.block_on(bench_async(plan, warnings, opts))
 }
 

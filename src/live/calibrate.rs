@@ -526,17 +526,7 @@ const IDLE_PAUSES: [(Duration, usize); 3] = [
 /// Measure and build the model (see the module documentation).
 pub fn calibrate(opts: &CalibrateOptions) -> Result<Calibration> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let rt = if opts.threads <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(opts.threads)
-            .enable_all()
-            .build()
-    }
-    .context("starting the async runtime")?;
+    let rt = super::runtime(opts.threads)?;
     // measured from a task on the runtime's workers, as the load generator's users run
     let opts = opts.clone();
     rt.block_on(async move {

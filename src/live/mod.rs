@@ -17,6 +17,23 @@ pub mod sql;
 
 pub use pg::redact_url;
 
+/// The async runtime the live commands measure from: `threads` workers, or a single-threaded
+/// runtime for 1 (one event loop, as one asyncpg or Node.js process runs).
+pub fn runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context as _;
+    if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+    }
+    .context("starting the async runtime")
+}
+
 #[cfg(test)]
 mod tests {
     /// The engine stays synchronous and offline: no tokio, no network outside `live`.

@@ -1,7 +1,7 @@
 //! Each component on a hand-worked sequence of events (traced runs).
 
 use crate::common::{bouncer_base, ms, scenario};
-use poolsim::sim::{run_traced, Cause, Trace};
+use poolsim::sim::{run_traced, Cause, RunRecord, Trace};
 use serde_json::json;
 
 const JANITOR_NS: u64 = 333_333_000;
@@ -482,73 +482,63 @@ fn per_core_run_queues_keep_the_throughput_and_widen_the_latency_tail() {
     assert!((shared.get("latency_p95_ms") - 1.0).abs() < 0.01);
 }
 
+/// 1 ms of CPU per statement on 2 cores (per-core run queues), `users` back to back through a
+/// PgBouncer that neither limits nor costs anything; `wake_ms` to wake an idle core from the
+/// other.
+fn two_cores(
+    users: u32,
+    wake_ms: Option<f64>,
+    bouncer_on_host: bool,
+    app_on_host: bool,
+) -> RunRecord {
+    let mut pg = json!({"cores": 2, "cpu_scheduling": "per_core"});
+    if let Some(w) = wake_ms {
+        pg["cross_core_wakeup"] = json!({"const_ms": w});
+    }
+    let sc = bouncer_base(json!({
+        "run": {"duration_s": 10, "warmup_s": 1, "replications": 1},
+        "clients": {"users": users},
+        "workload": {"transactions": [{"name": "q", "statement_wait": {"const_ms": 0},
+                                       "statement_cpu": {"const_ms": 1}}]},
+        "app": {"on_postgres_host": app_on_host,
+                "pools": {"primary": {"min_size": users, "max_size": users}}},
+        "pgbouncer": {"default_pool_size": 8, "on_postgres_host": bouncer_on_host},
+        "postgres": pg
+    }));
+    poolsim::sim::run(&sc, 0)
+}
+
 #[test]
 fn a_statement_that_lands_on_an_idle_core_while_another_runs_waits_for_its_wakeup() {
-    // 1 ms of CPU per statement on 2 cores, 0.25 ms to wake an idle core from the other, users
-    // back to back through a PgBouncer that neither limits nor costs anything
-    let run_with = |users: u32, wake: Option<f64>, bouncer_on_host: bool| {
-        let mut pg = json!({"cores": 2, "cpu_scheduling": "per_core"});
-        if let Some(w) = wake {
-            pg["cross_core_wakeup"] = json!({"const_ms": w});
-        }
-        let sc = bouncer_base(json!({
-            "run": {"duration_s": 10, "warmup_s": 1, "replications": 1},
-            "clients": {"users": users},
-            "workload": {"transactions": [{"name": "q", "statement_wait": {"const_ms": 0},
-                                           "statement_cpu": {"const_ms": 1}}]},
-            "app": {"pools": {"primary": {"min_size": users, "max_size": users}}},
-            "pgbouncer": {"default_pool_size": 8, "on_postgres_host": bouncer_on_host},
-            "postgres": pg
-        }));
-        poolsim::sim::run(&sc, 0)
-    };
     // one user: the host is idle whenever a statement arrives, nothing changes
-    let alone = run_with(1, Some(0.25), false);
-    assert_eq!(alone.values, run_with(1, None, false).values);
+    let alone = two_cores(1, Some(0.25), false, false);
+    assert_eq!(alone.values, two_cores(1, None, false, false).values);
     assert!((alone.get("throughput_rps") - 1000.0).abs() < 5.0);
     // two users: each statement arrives while the other one runs, and waits 0.25 ms for the
     // idle core: 2 per 1.25 ms
-    let two = run_with(2, Some(0.25), false).get("throughput_rps");
+    let two = two_cores(2, Some(0.25), false, false).get("throughput_rps");
     assert!((two - 1600.0).abs() < 0.02 * 1600.0, "{two}");
-    assert!((run_with(2, None, false).get("throughput_rps") - 2000.0).abs() < 20.0);
+    let none = two_cores(2, None, false, false).get("throughput_rps");
+    assert!((none - 2000.0).abs() < 20.0, "{none}");
     // PgBouncer's thread on the same host is woken by each query while a statement runs, and
     // waits too: 2 per 1.5 ms
-    let via = run_with(2, Some(0.25), true).get("throughput_rps");
+    let via = two_cores(2, Some(0.25), true, false).get("throughput_rps");
     assert!((via - 1333.3).abs() < 0.02 * 1333.3, "{via}");
     // four users keep both cores busy: no core is ever idle to be woken
-    let four = run_with(4, Some(0.25), false).get("throughput_rps");
+    let four = two_cores(4, Some(0.25), false, false).get("throughput_rps");
     assert!((four - 2000.0).abs() < 0.01 * 2000.0, "{four}");
 }
 
 #[test]
 fn an_app_on_the_database_host_is_woken_by_its_responses_too() {
-    // as above, 2 users without PgBouncer's work on the host: with the app on the host, the
-    // response that leaves while the other user's statement runs also waits 0.25 ms
-    let run_with = |users: u32, app_on_host: bool| {
-        let sc = bouncer_base(json!({
-            "run": {"duration_s": 10, "warmup_s": 1, "replications": 1},
-            "clients": {"users": users},
-            "workload": {"transactions": [{"name": "q", "statement_wait": {"const_ms": 0},
-                                           "statement_cpu": {"const_ms": 1}}]},
-            "app": {"on_postgres_host": app_on_host,
-                    "pools": {"primary": {"min_size": users, "max_size": users}}},
-            "pgbouncer": {"default_pool_size": 8},
-            "postgres": {"cores": 2, "cpu_scheduling": "per_core",
-                         "cross_core_wakeup": {"const_ms": 0.25}}
-        }));
-        poolsim::sim::run(&sc, 0)
-    };
     // one user: nothing else runs when its response leaves
     assert_eq!(
-        run_with(1, true).values,
-        run_with(1, false).values,
+        two_cores(1, Some(0.25), false, true).values,
+        two_cores(1, Some(0.25), false, false).values,
         "one user"
     );
-    let apart = run_with(2, false).get("throughput_rps");
-    let together = run_with(2, true).get("throughput_rps");
-    println!("2 users: app apart {apart:.1}/s, on the host {together:.1}/s");
-    assert!((apart - 1600.0).abs() < 0.02 * 1600.0, "{apart}");
-    // each cycle: 0.25 (statement) + 1 (CPU) + 0.25 (response) ms, the other user's statement
-    // running at both moments: 2 per 1.5 ms
+    // two users: the response that leaves while the other user's statement runs waits 0.25 ms
+    // as well: 0.25 (statement) + 1 (CPU) + 0.25 (response) ms, 2 per 1.5 ms
+    let together = two_cores(2, Some(0.25), false, true).get("throughput_rps");
     assert!((together - 1333.3).abs() < 0.02 * 1333.3, "{together}");
 }
