@@ -500,6 +500,24 @@ impl Alarm {
     }
 }
 
+/// Delay samples (ms) as a model distribution, an empirical table; samples that are all the same
+/// give that constant (a host kept busy by other work may show no wake-up at all: every excess
+/// is then the 0.001 ms floor).
+fn delay_dist(samples: &[f64]) -> std::result::Result<Value, fit::FitError> {
+    match fit::fit_empirical(samples) {
+        Ok(f) => Ok(scale_dist(&f.dist, 1.0)),
+        Err(e) => {
+            let lo = samples.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = samples.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            if !samples.is_empty() && lo.is_finite() && hi - lo <= 1e-9 * hi.abs().max(1.0) {
+                Ok(json!({"const_ms": sig4(lo)}))
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
 /// Bounds of the factor that sets a type's service to its latency on the workload's path.
 const PATH_SCALE: (f64, f64) = (0.5, 2.0);
 
@@ -1226,8 +1244,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
             b.tick();
         }
     }
-    let wakeup =
-        fit::fit_empirical(&wake).map_err(|e| anyhow!("fitting the wake-up delays: {e}"))?;
+    let wakeup = delay_dist(&wake).map_err(|e| anyhow!("fitting the wake-up delays: {e}"))?;
     prov.insert(
         "wakeup".into(),
         json!({
@@ -1399,8 +1416,8 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         let hot_med = median(&hot_tx);
         hot_means.push(fit_mean(&steady));
         let excess: Vec<f64> = cold_tx.iter().map(|ms| (ms - hot_med).max(0.001)).collect();
-        let fitted = fit::fit_empirical(&excess)
-            .map_err(|e| anyhow!("fitting `{}` after a pause: {e}", tx.name))?;
+        let fitted =
+            delay_dist(&excess).map_err(|e| anyhow!("fitting `{}` after a pause: {e}", tx.name))?;
         // the growth with the idle time: each pause's median excess against the reference's,
         // never less after a longer pause
         let reference = median(&excess).max(0.001);
@@ -1440,7 +1457,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
                 .map(|&(p, ex, n)| json!({"pause_ms": p, "excess_median_ms": sig4(ex), "samples": n}))
                 .collect::<Vec<_>>(),
         }));
-        tx_wakeups.push(scale_dist(&fitted.dist, 1.0));
+        tx_wakeups.push(fitted);
     }
     prov.insert(
         "transactions_after_a_pause".into(),
@@ -1810,7 +1827,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         txs: measured.clone(),
         fractions: fr.clone(),
         contention,
-        wakeup: Some(scale_dist(&wakeup.dist, 1.0)),
+        wakeup: Some(wakeup),
         tx_wakeups,
         tx_wakeup_by_idle,
         bouncer_on_postgres_host: bouncer_local,
@@ -2155,6 +2172,17 @@ fn fit_mean(v: &[f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn equal_delays_are_a_constant_and_spread_ones_a_table() {
+        assert_eq!(
+            delay_dist(&[0.001; 40]).unwrap(),
+            json!({"const_ms": 0.001})
+        );
+        let spread: Vec<f64> = (1..=50).map(|i| i as f64 * 0.01).collect();
+        assert!(delay_dist(&spread).unwrap().get("empirical").is_some());
+        assert!(delay_dist(&[]).is_err());
+    }
     use crate::experiment::load::merge;
 
     #[test]
