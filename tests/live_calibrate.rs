@@ -36,6 +36,10 @@ fn query(url: &str, sql: &str) -> Vec<Vec<String>> {
 /// carry the last client's application_name, but they are PgBouncer's (closed by its
 /// server_idle_timeout), so the backends whose client port is one of PgBouncer's server
 /// connections (SHOW SERVERS) do not count.
+/// Held by the tests that calibrate the shared test cluster and count the calibration's
+/// connections afterwards: another calibration running meanwhile would be counted too.
+static CALIBRATING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn calibrate_connections(pg: &str, bouncer: &str) -> usize {
     let admin = match bouncer.rfind('/') {
         Some(i) => format!("{}/pgbouncer", &bouncer[..i]),
@@ -59,6 +63,7 @@ fn live_calibrate_writes_a_model_an_experiment_runs_on() {
     let Some(c) = cluster("live_calibrate_writes_a_model_an_experiment_runs_on") else {
         return;
     };
+    let _alone = CALIBRATING.lock().unwrap_or_else(|e| e.into_inner());
     ensure_accounts(&c.pg);
     let dir = scratch("live-calibrate");
     let model_path = dir.join("local.json");
@@ -216,6 +221,7 @@ fn live_validate_runs_the_whole_loop_on_a_short_sweep() {
     let Some(c) = cluster("live_validate_runs_the_whole_loop_on_a_short_sweep") else {
         return;
     };
+    let _alone = CALIBRATING.lock().unwrap_or_else(|e| e.into_inner());
     ensure_accounts(&c.pg);
     let _ = psql(
         &c.pg,
