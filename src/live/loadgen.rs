@@ -388,6 +388,70 @@ struct Ctx<D: Db> {
     start: Instant,
     seed: u64,
     rep: u32,
+    /// On the wall clock: the users' think times end on an OS thread's clock.
+    timer: Option<PreciseTimer>,
+}
+
+/// Sleeps that end within tens of µs of their deadline, for the real-time load generator:
+/// tokio's timer wheel fires up to a millisecond late, and a closed-loop user's latency runs
+/// from the end of its think time, so that lateness would be measured as the system's. One OS
+/// thread keeps every pending deadline and wakes each sleeper at its own (nanosleep), as the
+/// open loop's arrival clock does; it ends when the run's context is dropped.
+struct PreciseTimer {
+    tx: std::sync::mpsc::Sender<(std::time::Instant, tokio::sync::oneshot::Sender<()>)>,
+}
+
+impl PreciseTimer {
+    fn new() -> std::io::Result<PreciseTimer> {
+        type Waiter = (std::time::Instant, tokio::sync::oneshot::Sender<()>);
+        let (tx, rx) = std::sync::mpsc::channel::<Waiter>();
+        std::thread::Builder::new()
+            .name("poolsim-think-clock".into())
+            .spawn(move || {
+                let mut pending: BTreeMap<
+                    (std::time::Instant, u64),
+                    tokio::sync::oneshot::Sender<()>,
+                > = BTreeMap::new();
+                let mut seq = 0u64;
+                loop {
+                    let now = std::time::Instant::now();
+                    while let Some(entry) = pending.first_entry() {
+                        if entry.key().0 > now {
+                            break;
+                        }
+                        // a sleeper that went away (the run stopped) no longer listens
+                        let _ = entry.remove().send(());
+                    }
+                    let next = match pending.first_key_value() {
+                        None => rx.recv().map_err(|_| ()),
+                        Some((k, _)) => {
+                            let wait = k.0.saturating_duration_since(std::time::Instant::now());
+                            match rx.recv_timeout(wait.min(Duration::from_millis(50))) {
+                                Ok(w) => Ok(w),
+                                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+                                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(()),
+                            }
+                        }
+                    };
+                    match next {
+                        Ok((at, waker)) => {
+                            seq += 1;
+                            pending.insert((at, seq), waker);
+                        }
+                        Err(()) => return,
+                    }
+                }
+            })?;
+        Ok(PreciseTimer { tx })
+    }
+
+    async fn sleep_until(&self, at: Instant) {
+        let (waker, woken) = tokio::sync::oneshot::channel();
+        let sent = self.tx.send((at.into_std(), waker));
+        if sent.is_err() || woken.await.is_err() {
+            sleep_until(at).await;
+        }
+    }
 }
 
 impl<D: Db> Ctx<D> {
@@ -768,7 +832,10 @@ async fn user<D: Db>(ctx: Arc<Ctx<D>>, user: u32, think: Dist, schedule: Vec<(Si
     loop {
         let planned = next + dur(think.sample(&mut u.think));
         if planned > Instant::now() {
-            sleep_until(planned).await;
+            match &ctx.timer {
+                Some(t) => t.sleep_until(planned).await,
+                None => sleep_until(planned).await,
+            }
         }
         if ctx.stopping.load(Ordering::Relaxed) {
             return;
@@ -1040,6 +1107,12 @@ pub async fn run<D: Db>(
         start,
         seed: sc.seed,
         rep,
+        // (a thread that cannot be started leaves the users on tokio's timer)
+        timer: if D::REAL_TIME {
+            PreciseTimer::new().ok()
+        } else {
+            None
+        },
     });
 
     let mut tasks = JoinSet::new();

@@ -292,3 +292,28 @@ async fn transactions_run_as_blocks_with_rollback_on_failure() {
     assert!((n - 1000.0).abs() < 20.0, "{n}");
     assert!(db.statements.load(Ordering::Relaxed) as f64 >= 4.0 * n);
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_think_clock_wakes_every_sleeper_at_or_after_its_deadline_in_order() {
+    // real time: the OS thread's clock, not tokio's (unpaused)
+    let timer = Arc::new(PreciseTimer::new().expect("a clock thread"));
+    let t0 = Instant::now();
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let mut set = JoinSet::new();
+    // deadlines given out of order, 1 to 8 ms ahead
+    for (i, ms) in [5u64, 1, 8, 3].into_iter().enumerate() {
+        let (timer, order) = (timer.clone(), order.clone());
+        set.spawn(async move {
+            let at = t0 + Duration::from_millis(ms);
+            timer.sleep_until(at).await;
+            assert!(Instant::now() >= at, "sleeper {i} woke before its deadline");
+            order.lock().unwrap().push(ms);
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r.expect("a sleeper panicked");
+    }
+    assert_eq!(*order.lock().unwrap(), vec![1, 3, 5, 8]);
+    // a deadline already past returns at once
+    timer.sleep_until(t0).await;
+}
