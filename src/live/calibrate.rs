@@ -533,13 +533,65 @@ const WAKEUP_PAUSE: Duration = Duration::from_millis(5);
 const STEADY_RUN: usize = 200;
 /// Untimed transactions that start each back-to-back block (it follows a pause).
 const HOT_WARMUP: usize = 3;
-/// The other pauses each type is timed after, and how many of each per block of 10 at
-/// `WAKEUP_PAUSE`: how the wake-up grows with the idle time (`wakeup_by_idle`).
-const IDLE_PAUSES: [(Duration, usize); 3] = [
+/// The pauses each type is timed after, ascending, with how many transactions per block (10
+/// back to back between): the excess after the reference pause (`WAKEUP_PAUSE`) is the type's own
+/// wake-up, the others' against it how the wake-up grows with the idle time (`wakeup_by_idle`).
+const PAUSES: [(Duration, usize); 4] = [
     (Duration::from_millis(2), 4),
+    (WAKEUP_PAUSE, 10),
     (Duration::from_millis(20), 3),
     (Duration::from_millis(50), 2),
 ];
+/// `PAUSES[REFERENCE]` is `WAKEUP_PAUSE`.
+const REFERENCE: usize = 1;
+const _: () = assert!(PAUSES[REFERENCE].0.as_nanos() == WAKEUP_PAUSE.as_nanos());
+
+/// One transaction type timed on one client, its parameters drawn afresh each time.
+struct TxTimer<'c> {
+    client: &'c Client,
+    tx: &'c LiveTx,
+    values: Vec<i64>,
+    buf: String,
+    scratch: Vec<f64>,
+}
+
+impl<'c> TxTimer<'c> {
+    fn new(client: &'c Client, tx: &'c LiveTx) -> Self {
+        TxTimer {
+            client,
+            tx,
+            values: Vec::new(),
+            buf: String::new(),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// One transaction, ms: at once, or after `pause` woken by the alarm (timed from when it
+    /// rang, as the load generator times from a request's intended arrival).
+    async fn time(
+        &mut self,
+        rng: &mut rand_pcg::Pcg64Mcg,
+        alarm: &mut Alarm,
+        pause: Option<Duration>,
+    ) -> Result<f64> {
+        self.tx.draw(rng, &mut self.values);
+        self.scratch.clear();
+        let t = match pause {
+            Some(p) => alarm.after(p).await?,
+            None => Instant::now(),
+        };
+        run_tx(
+            self.client,
+            self.tx,
+            &self.values,
+            &mut self.buf,
+            &mut self.scratch,
+        )
+        .await
+        .map_err(|m| tx_failed(self.tx, &m))?;
+        Ok(t.elapsed().as_secs_f64() * 1000.0)
+    }
+}
 
 /// Measure and build the model (see the module documentation).
 pub fn calibrate(opts: &CalibrateOptions) -> Result<Calibration> {
@@ -1354,87 +1406,52 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
     let mut alarm = Alarm::new()?;
     for tx in &txs {
         let end = Instant::now() + share;
-        let (mut hot_tx, mut cold_tx) = (Vec::new(), Vec::new());
-        let mut other: Vec<Vec<f64>> = vec![Vec::new(); IDLE_PAUSES.len()];
-        let mut scratch = Vec::new();
-        let mut values = Vec::new();
-        let mut buf = String::new();
+        let mut timer = TxTimer::new(path, tx);
         // the level: one unbroken run back to back, as a user without think time runs (the
         // back-to-back blocks below follow pauses, and their first transactions start cold)
         let mut steady = Vec::with_capacity(STEADY_RUN);
         for k in 0..HOT_WARMUP * 5 + STEADY_RUN {
-            tx.draw(&mut rng, &mut values);
-            scratch.clear();
-            let t = Instant::now();
-            run_tx(path, tx, &values, &mut buf, &mut scratch)
-                .await
-                .map_err(|m| tx_failed(tx, &m))?;
+            let ms = timer.time(&mut rng, &mut alarm, None).await?;
             if k >= HOT_WARMUP * 5 {
-                steady.push(t.elapsed().as_secs_f64() * 1000.0);
+                steady.push(ms);
             }
         }
-        // alternating blocks, so that all see the same conditions: back to back, after the
-        // reference pause, after each of the other pauses
-        let blocks: Vec<(Option<Duration>, usize, usize)> =
-            [(None, 10, 0), (Some(WAKEUP_PAUSE), 10, 1)]
-                .into_iter()
-                .chain(
-                    IDLE_PAUSES
-                        .iter()
-                        .enumerate()
-                        .map(|(i, &(p, n))| (Some(p), n, i + 2)),
-                )
-                .collect();
-        while cold_tx.len() < 300 && (cold_tx.len() < 40 || Instant::now() < end) {
-            for &(pause, n, slot) in &blocks {
-                // the back-to-back block follows a pause: its first transactions are not yet
-                // back to back, and run untimed
-                let warm = if pause.is_none() { HOT_WARMUP } else { 0 };
-                for k in 0..warm + n {
-                    tx.draw(&mut rng, &mut values);
-                    scratch.clear();
-                    let t = match pause {
-                        Some(p) => alarm.after(p).await?,
-                        None => Instant::now(),
-                    };
-                    run_tx(path, tx, &values, &mut buf, &mut scratch)
-                        .await
-                        .map_err(|m| tx_failed(tx, &m))?;
-                    let ms = t.elapsed().as_secs_f64() * 1000.0;
-                    if k < warm {
-                        continue;
-                    }
-                    match slot {
-                        0 => hot_tx.push(ms),
-                        1 => cold_tx.push(ms),
-                        i => other[i - 2].push(ms),
-                    }
+        // alternating blocks, so that all see the same conditions: back to back (its first
+        // transactions follow a pause, and run untimed), then after each pause
+        let mut hot_tx = Vec::new();
+        let mut after: [Vec<f64>; PAUSES.len()] = Default::default();
+        while after[REFERENCE].len() < 300 && (after[REFERENCE].len() < 40 || Instant::now() < end)
+        {
+            for k in 0..HOT_WARMUP + 10 {
+                let ms = timer.time(&mut rng, &mut alarm, None).await?;
+                if k >= HOT_WARMUP {
+                    hot_tx.push(ms);
+                }
+            }
+            for (samples, &(pause, n)) in after.iter_mut().zip(&PAUSES) {
+                for _ in 0..n {
+                    samples.push(timer.time(&mut rng, &mut alarm, Some(pause)).await?);
                 }
             }
             b.tick();
         }
+        let cold_tx = &after[REFERENCE];
         let hot_med = median(&hot_tx);
         hot_means.push(fit_mean(&steady));
-        let excess: Vec<f64> = cold_tx.iter().map(|ms| (ms - hot_med).max(0.001)).collect();
+        // beyond the back-to-back median (at least 0.001 ms: a wake-up is never negative)
+        let excess_of =
+            |v: &[f64]| -> Vec<f64> { v.iter().map(|ms| (ms - hot_med).max(0.001)).collect() };
+        let excess = excess_of(cold_tx);
         let fitted =
             delay_dist(&excess).map_err(|e| anyhow!("fitting `{}` after a pause: {e}", tx.name))?;
         // the growth with the idle time: each pause's median excess against the reference's,
         // never less after a longer pause
-        let reference = median(&excess).max(0.001);
-        let mut by_pause: Vec<(f64, f64, usize)> = IDLE_PAUSES
+        let by_pause: Vec<(f64, f64, usize)> = PAUSES
             .iter()
-            .zip(&other)
-            .map(|(&(p, _), v)| {
-                let ex: Vec<f64> = v.iter().map(|ms| (ms - hot_med).max(0.001)).collect();
-                (p.as_secs_f64() * 1000.0, median(&ex), ex.len())
-            })
-            .chain(std::iter::once((
-                WAKEUP_PAUSE.as_secs_f64() * 1000.0,
-                reference,
-                excess.len(),
-            )))
+            .zip(&after)
+            .map(|(&(p, _), v)| (p.as_secs_f64() * 1000.0, median(&excess_of(v)), v.len()))
             .collect();
-        by_pause.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let reference = by_pause[REFERENCE].1.max(0.001);
         let mut points = Vec::new();
         let mut floor = 0.0_f64;
         for &(p, ex, _) in &by_pause {
@@ -1447,8 +1464,8 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
             "back_to_back_median_ms": sig4(hot_med),
             "unbroken_run_mean_ms": sig4(fit_mean(&steady)),
             "unbroken_run_samples": steady.len(),
-            "after_pause_median_ms": sig4(median(&cold_tx)),
-            "after_pause_p95_ms": sig4(quantile(&cold_tx, 0.95)),
+            "after_pause_median_ms": sig4(median(cold_tx)),
+            "after_pause_p95_ms": sig4(quantile(cold_tx, 0.95)),
             "excess_median_ms": sig4(median(&excess)),
             "excess_p95_ms": sig4(quantile(&excess, 0.95)),
             "samples": cold_tx.len(),

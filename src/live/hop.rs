@@ -4,6 +4,7 @@
 //! on a virtual machine, a halted vCPU's exit and re-entry). The difference per hop is
 //! `postgres.cross_core_wakeup`: what work pays when it lands on an idle core while another runs.
 
+use super::calibrate::median;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::Instant;
@@ -39,20 +40,10 @@ pub fn measure(rounds: usize, reps: usize) -> Option<HopTimes> {
         cross.push(ping_pong(a, b, rounds)?);
     }
     Some(HopTimes {
-        same_core_us: median(&mut same),
-        cross_core_us: median(&mut cross),
+        same_core_us: median(&same),
+        cross_core_us: median(&cross),
         round_trips: rounds * reps,
     })
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }
 
 /// One-way hop time in µs between a thread on core `ca` and one on core `cb`.

@@ -312,17 +312,6 @@ impl Postgres {
         busy > 0.0 && busy < cores
     }
 
-    /// Cores running a statement (PgBouncer's work on the host aside), under `per_core`.
-    pub fn statement_cores(&self) -> Option<usize> {
-        let pc = self.per_core.as_ref()?;
-        Some(
-            pc.cores
-                .iter()
-                .filter(|c| c.jobs.iter().any(|j| j.req != crate::model::NONE))
-                .count(),
-        )
-    }
-
     /// Cores busy with k running statements (for utilisation).
     pub fn busy_cores(&self) -> f64 {
         if let Some(pc) = &self.per_core {

@@ -11,8 +11,9 @@
 use super::metrics::{Cause, Recorder};
 use super::queue::EventQueue;
 use super::METRIC_NAMES;
+use crate::dist::Dist;
 use crate::experiment::{
-    Balance, FaultKind, FaultTarget, Hold, Load, PoolKind, PoolMode, Scenario, Target,
+    Balance, FaultKind, FaultTarget, Hold, Load, PgSpec, PoolKind, PoolMode, Scenario, Target,
 };
 use crate::model::app::{AppPool, Conn, ConnState, Instance};
 use crate::model::backend::Postgres;
@@ -1208,12 +1209,7 @@ impl<'a> Sim<'a> {
                 } else if !pgs.try_connect() {
                     (net.app_pg_rtt + net.app_pg_rtt, Some(Cause::MaxConnections))
                 } else {
-                    let spec_pg = if pg == 0 {
-                        &sc.primary
-                    } else {
-                        &sc.replicas[pg as usize - 1]
-                    };
-                    let d = spec_pg.backend_start.sample(&mut self.r.connect);
+                    let d = self.pg_spec(pg).backend_start.sample(&mut self.r.connect);
                     self.note_backends();
                     (net.app_pg_rtt + net.app_pg_rtt + d, None)
                 }
@@ -1722,17 +1718,12 @@ impl<'a> Sim<'a> {
             }
         };
         let seq = q.seq;
-        let spec = if pg == 0 {
-            &sc.primary
-        } else {
-            &sc.replicas[pg as usize - 1]
-        };
+        let in_reset = q.in_reset;
+        let spec = self.pg_spec(pg);
         // the statement's message lands on an idle core while another runs: it waits for
         // that core to be woken
-        let wait = match &spec.cross_core_wakeup {
-            Some(d) if !q.in_reset && self.pgs[pg as usize].partly_busy() => {
-                wait + d.sample(&mut self.r.wait)
-            }
+        let wait = match self.waking_core(pg) {
+            Some(d) if !in_reset => wait + d.sample(&mut self.r.wait),
             _ => wait,
         };
         if let Some(st) = spec.statement_timeout {
@@ -1779,21 +1770,22 @@ impl<'a> Sim<'a> {
             .bouncer
             .as_ref()
             .expect("PgBouncer work without a PgBouncer");
-        let bp = &mut self.bpools[proc as usize];
+        let free = self.bpools[proc as usize].cpu_free;
         // the thread was idle: this work wakes it up
-        if arrive >= bp.cpu_free && !b.cpu_per_wakeup.is_zero() {
+        let woken = arrive >= free;
+        if woken && !b.cpu_per_wakeup.is_zero() {
             work = work + b.cpu_per_wakeup.sample(&mut self.r.bouncer);
         }
-        let mut start = arrive.max(bp.cpu_free);
+        let mut start = arrive.max(free);
         // on the database host, a woken thread that lands on an idle core while another runs
         // waits for that core to be woken (the host as it is when the message leaves)
-        if let Some(d) = &self.sc.primary.cross_core_wakeup {
-            if b.on_postgres_host && arrive >= bp.cpu_free && self.pgs[0].partly_busy() {
+        if woken && b.on_postgres_host {
+            if let Some(d) = self.waking_core(0) {
                 start += d.sample(&mut self.r.bouncer);
             }
         }
         let done = start + work;
-        bp.cpu_free = done;
+        self.bpools[proc as usize].cpu_free = done;
         if self.rec.measuring {
             self.rec.bouncer_cpu_ns += work.as_ns() as f64;
         }
@@ -1983,12 +1975,25 @@ impl<'a> Sim<'a> {
     /// A response on its way to an app on the database host wakes the app's thread: on an idle
     /// core while another runs a statement, that core must be woken first.
     fn client_wake(&mut self) -> SimDuration {
-        match &self.sc.primary.cross_core_wakeup {
-            Some(d) if self.sc.app.on_postgres_host && self.pgs[0].partly_busy() => {
-                d.sample(&mut self.r.wakeup)
-            }
+        match self.waking_core(0) {
+            Some(d) if self.sc.app.on_postgres_host => d.sample(&mut self.r.wakeup),
             _ => SimDuration::ZERO,
         }
+    }
+
+    /// Server `pg`'s spec (0 the primary, then the replicas).
+    fn pg_spec(&self, pg: u32) -> &'a PgSpec {
+        match pg {
+            0 => &self.sc.primary,
+            _ => &self.sc.replicas[pg as usize - 1],
+        }
+    }
+
+    /// Server `pg`'s `cross_core_wakeup`, when work arriving now would land on one of its idle
+    /// cores while another runs a statement.
+    fn waking_core(&self, pg: u32) -> Option<&'a Dist> {
+        let d = self.pg_spec(pg).cross_core_wakeup.as_ref()?;
+        self.pgs[pg as usize].partly_busy().then_some(d)
     }
 
     /// A server goes back to the pool (or is closed when its lifetime is over) and, at once, to
