@@ -36,6 +36,9 @@ pub enum Stream {
     /// The core a statement is placed on when every core is busy
     /// (`postgres.cpu_scheduling: per_core`); one generator per server, see [`stream_of`].
     CpuPlacement = 16,
+    /// Whether a response to an app on the database host waits behind a running statement
+    /// (`postgres.response_behind_statement`), and behind which.
+    BehindStatement = 17,
 }
 
 /// SplitMix64 finaliser: a bijective mix of 64 bits.

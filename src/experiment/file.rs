@@ -269,6 +269,12 @@ pub struct PostgresFile {
     /// virtual machine, a halted vCPU's exit and re-entry). Absent: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cross_core_wakeup: Option<DurationSpec>,
+    /// Probability (0–1) that a response to an app on this host (`app.on_postgres_host`),
+    /// arriving while another statement runs and a core is idle, waits for that statement to
+    /// end instead of waking the idle core: Linux wakes the app's thread on the busy core, and
+    /// the running backend keeps it. Absent: 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_behind_statement: Option<f64>,
     /// Cost of starting a backend for a new connection (fork, auth, catalog cache).
     pub backend_start: Option<DurationSpec>,
     pub statement_timeout_ms: Option<f64>,

@@ -343,6 +343,22 @@ pub fn validate(f: &mut ExperimentFile) -> Result<(Scenario, Vec<Problem>), Inva
             "set postgres.cores to the host's core count (1 or more), or remove cross_core_wakeup",
         );
     }
+    let response_behind_statement = p.response_behind_statement.unwrap_or(0.0);
+    if !(0.0..=1.0).contains(&response_behind_statement) {
+        v.err(
+            "postgres.response_behind_statement",
+            response_behind_statement,
+            "is a probability, outside 0 … 1",
+            "give a probability between 0 and 1 (0 or absent: responses never wait behind a statement)",
+        );
+    } else if response_behind_statement > 0.0 && cores == 0 {
+        v.err(
+            "postgres.response_behind_statement",
+            response_behind_statement,
+            "needs a number of cores (it applies while some but not all cores are busy), but postgres.cores is 0 (unlimited)",
+            "set postgres.cores to the host's core count (1 or more), or remove response_behind_statement",
+        );
+    }
     if reserved >= max_connections {
         v.err(
             "postgres.superuser_reserved_connections",
@@ -366,6 +382,7 @@ pub fn validate(f: &mut ExperimentFile) -> Result<(Scenario, Vec<Problem>), Inva
         kappa,
         cpu_scheduling,
         cross_core_wakeup,
+        response_behind_statement,
         backend_start: backend_start.clone(),
         statement_timeout,
     };

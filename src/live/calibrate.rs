@@ -18,6 +18,7 @@
 //! [`APPLICATION_NAME`] and is closed at the end, no setting is changed, no table created (the
 //! workload's own SQL excepted).
 
+use super::behind;
 use super::fit::{self, DistFit, Fitted, SplitRegime, UslFit};
 use super::hop::{self, HopTimes};
 use super::pg::{error_text, Endpoint};
@@ -324,6 +325,8 @@ pub struct ModelInputs {
     pub cross_core_wakeup: Option<f64>,
     /// The load generator (the app) runs on the database host (`app.on_postgres_host`).
     pub app_on_postgres_host: bool,
+    /// `postgres.response_behind_statement`: measured on this host when the server runs on it.
+    pub response_behind_statement: Option<f64>,
 }
 
 /// The model file document.
@@ -371,6 +374,9 @@ pub fn build_model(m: &ModelInputs) -> Value {
     }
     if let Some(x) = m.cross_core_wakeup.filter(|&x| x > 0.0) {
         pg.insert("cross_core_wakeup".into(), json!({"const_ms": sig4(x)}));
+    }
+    if let Some(p) = m.response_behind_statement.filter(|&p| p > 0.0) {
+        pg.insert("response_behind_statement".into(), json!(sig4(p)));
     }
     let mut bouncer = Map::new();
     if let Some((hop, cpu)) = m.bouncer {
@@ -526,6 +532,8 @@ const REF_EVERY: usize = 4;
 /// Round trips per run and runs per placement of the cross-core ping-pong (about 2 s on a VM).
 const HOP_ROUNDS: usize = 4000;
 const HOP_REPS: usize = 5;
+/// Rounds of the overlap probe (`live::behind`): a third lone, the rest overlapping pairs.
+const BEHIND_ROUNDS: usize = 300;
 
 /// The pause before each "after idle" round trip.
 const WAKEUP_PAUSE: Duration = Duration::from_millis(5);
@@ -1329,6 +1337,36 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
             }),
         );
     }
+    // --- 2d. responses that wait behind a running statement: only for a server on this host,
+    // where the load generator's and PgBouncer's threads share the cores with the backends
+    let behind = if backend_pid.is_some() {
+        b.phase("responses behind a running statement");
+        let ep = bouncer.as_ref().unwrap_or(&pg).clone();
+        tokio::task::spawn_blocking(move || behind::measure(&ep, BEHIND_ROUNDS))
+            .await
+            .map_err(|e| anyhow!("the overlap probe: {e}"))?
+            .map_err(|e| anyhow!("{e}"))?
+    } else {
+        None
+    };
+    b.tick();
+    if let Some(x) = &behind {
+        prov.insert(
+            "response_behind_statement".into(),
+            json!({
+                "path": if bouncer.is_some() { "through PgBouncer" } else { "direct" },
+                "statement": format!("SELECT count(*) FROM generate_series(1, {})", x.rows),
+                "lone_rounds": x.solo,
+                "lone_median_ms": sig4(x.solo_median_ms),
+                "overlapping_pairs": x.pairs,
+                "first_response_held": x.held,
+                "held_by_the_lone_spread": sig4(x.expected_by_spread),
+                "probability": sig4(x.probability),
+                "pause_ms": 5,
+                "method": "two connections on the workload's path run a CPU-bound statement of about a millisecond after a pause; in two rounds of three the second starts while the first runs. A first response that ends nearer to the second's end than to the lone median counts as held behind the second statement; the share held, less what the lone rounds' spread alone explains, is the probability that a response to an app on this host waits for a running statement to end",
+            }),
+        );
+    }
     // --- 3. per transaction type at concurrency 1, every REF_EVERY-th transaction followed by a
     // SELECT 1 (the round trip subtracted is measured under the same conditions)
     let mut raw = Vec::new();
@@ -1851,6 +1889,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         per_core: backend_pid.is_some(),
         cross_core_wakeup: hop.as_ref().map(HopTimes::cross_core_wakeup_ms),
         app_on_postgres_host: backend_pid.is_some(),
+        response_behind_statement: behind.map(|x| x.probability),
     };
     let model = build_model(&inputs);
 
@@ -1940,6 +1979,22 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
             let _ = writeln!(
                 s,
                 "wake-up of an idle core by another: not measured (this process may not pin threads to two cores)"
+            );
+        }
+        None => {}
+    }
+    match &behind {
+        Some(x) => {
+            let _ = writeln!(
+                s,
+                "responses behind a running statement: {} of {} overlapping pairs held ({:.1} expected from the lone rounds' spread) → response_behind_statement {:.3}",
+                x.held, x.pairs, x.expected_by_spread, x.probability
+            );
+        }
+        None if backend_pid.is_some() => {
+            let _ = writeln!(
+                s,
+                "responses behind a running statement: not measured (too few usable rounds)"
             );
         }
         None => {}
@@ -2336,6 +2391,7 @@ mod tests {
             per_core: true,
             cross_core_wakeup: Some(0.031),
             app_on_postgres_host: true,
+            response_behind_statement: Some(0.42),
         }
     }
 
@@ -2355,6 +2411,7 @@ mod tests {
             json!({"const_ms": 0.031})
         );
         assert_eq!(d["app"]["on_postgres_host"], true);
+        assert_eq!(d["postgres"]["response_behind_statement"], 0.42);
         // concurrency 1's 0.02 ms: 0.005 per query and two wake-ups of 0.0075
         assert_eq!(d["pgbouncer"]["cpu_per_query"], json!({"const_ms": 0.005}));
         assert_eq!(

@@ -6,6 +6,7 @@
 //! model file.
 
 pub mod admin;
+pub mod behind;
 pub mod bench;
 pub mod calibrate;
 pub mod fit;

@@ -261,6 +261,7 @@ struct Rngs {
     retry: Rng,
     bouncer: Rng,
     wakeup: Rng,
+    behind: Rng,
 }
 
 struct Sim<'a> {
@@ -362,6 +363,7 @@ fn simulate_full(
         retry: s(Stream::Retry),
         bouncer: s(Stream::Bouncer),
         wakeup: s(Stream::Wakeup),
+        behind: s(Stream::BehindStatement),
     };
     // server i (0 = the primary) places statements on its cores with its own generator
     let pgs: Vec<Postgres> = std::iter::once(&sc.primary)
@@ -1972,12 +1974,25 @@ impl<'a> Sim<'a> {
         );
     }
 
-    /// A response on its way to an app on the database host wakes the app's thread: on an idle
-    /// core while another runs a statement, that core must be woken first.
+    /// A response on its way to an app on the database host wakes the app's thread. While
+    /// another core runs a statement and one is idle, the thread either stays behind that
+    /// statement until it ends (`postgres.response_behind_statement`, one running statement
+    /// drawn at random) or takes the idle core, which must be woken first
+    /// (`postgres.cross_core_wakeup`).
     fn client_wake(&mut self) -> SimDuration {
+        if !self.sc.app.on_postgres_host {
+            return SimDuration::ZERO;
+        }
+        let behind = self.sc.primary.response_behind_statement;
+        let pg = &self.pgs[0];
+        if behind > 0.0 && pg.partly_busy() && self.r.behind.random::<f64>() < behind {
+            if let Some(d) = pg.time_to_end_of_a_statement(self.now, &mut self.r.behind) {
+                return d;
+            }
+        }
         match self.waking_core(0) {
-            Some(d) if self.sc.app.on_postgres_host => d.sample(&mut self.r.wakeup),
-            _ => SimDuration::ZERO,
+            Some(d) => d.sample(&mut self.r.wakeup),
+            None => SimDuration::ZERO,
         }
     }
 

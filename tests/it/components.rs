@@ -542,3 +542,58 @@ fn an_app_on_the_database_host_is_woken_by_its_responses_too() {
     let together = two_cores(2, Some(0.25), false, true).get("throughput_rps");
     assert!((together - 1333.3).abs() < 0.02 * 1333.3, "{together}");
 }
+
+/// 1 ms of CPU per statement on 2 cores (per-core run queues), Poisson arrivals at `rate`/s
+/// through a PgBouncer that neither limits nor costs anything, the app on the database host;
+/// `behind`: `postgres.response_behind_statement`.
+fn two_cores_open(rate: f64, behind: f64) -> RunRecord {
+    let mut pg = json!({"cores": 2, "cpu_scheduling": "per_core"});
+    if behind > 0.0 {
+        pg["response_behind_statement"] = json!(behind);
+    }
+    let sc = bouncer_base(json!({
+        "run": {"duration_s": 400, "warmup_s": 1, "replications": 1},
+        "clients": {"mode": "open", "rate_per_s": rate, "users": null, "think_time": null},
+        "workload": {"transactions": [{"name": "q", "statement_wait": {"const_ms": 0},
+                                       "statement_cpu": {"const_ms": 1}}]},
+        "app": {"on_postgres_host": true,
+                "pools": {"primary": {"min_size": 8, "max_size": 8}}},
+        "pgbouncer": {"default_pool_size": 8},
+        "postgres": pg
+    }));
+    poolsim::sim::run(&sc, 0)
+}
+
+#[test]
+fn a_response_to_an_app_on_the_host_may_wait_for_a_running_statement_to_end() {
+    // At 100/s, a statement's response finds another statement running when one arrived during
+    // its 1 ms (probability 1 − e^−0.1 = 0.095); that one started at a uniform offset and has
+    // as much left, 0.5 ms on average. Held always: the mean latency grows by ≈ 0.048 ms;
+    // held half the time, by half that. Throughput does not move.
+    let none = two_cores_open(100.0, 0.0);
+    let always = two_cores_open(100.0, 1.0);
+    let half = two_cores_open(100.0, 0.5);
+    let mean = |r: &RunRecord| r.get("latency_mean_ms");
+    let (d1, d5) = (mean(&always) - mean(&none), mean(&half) - mean(&none));
+    println!("mean latency: +{d1:.4} ms held always, +{d5:.4} ms held half the time");
+    assert!((d1 - 0.048).abs() < 0.006, "{d1}");
+    assert!((d5 - 0.024).abs() < 0.005, "{d5}");
+    assert_eq!(none.get("throughput_rps"), always.get("throughput_rps"));
+    // the tail: a held response waits up to a whole statement
+    assert!(always.get("latency_p99_ms") > none.get("latency_p99_ms") + 0.2);
+    // one user at a time: nothing else runs when a response leaves, nothing changes
+    let one = |behind: f64| {
+        let mut pg = json!({"cores": 2, "cpu_scheduling": "per_core"});
+        pg["response_behind_statement"] = json!(behind);
+        let sc = bouncer_base(json!({
+            "run": {"duration_s": 5, "warmup_s": 1, "replications": 1},
+            "clients": {"users": 1},
+            "workload": {"transactions": [{"name": "q", "statement_wait": {"const_ms": 0},
+                                           "statement_cpu": {"const_ms": 1}}]},
+            "app": {"on_postgres_host": true},
+            "postgres": pg
+        }));
+        poolsim::sim::run(&sc, 0).values
+    };
+    assert_eq!(one(1.0), one(0.0));
+}

@@ -122,6 +122,8 @@ fn per_core_scheduling_gives_the_same_numbers_whatever_the_thread_count() {
     let mut d = doc();
     d["postgres"]["cpu_scheduling"] = json!("per_core");
     d["postgres"]["cross_core_wakeup"] = json!({"exp": {"mean_ms": 0.05}});
+    d["postgres"]["response_behind_statement"] = json!(0.5);
+    d["app"]["on_postgres_host"] = json!(true);
     let loaded = LoadedExperiment::from_doc("x.json", d.clone());
     let p = plan(&loaded, true).unwrap();
     let refs: Vec<_> = p.points.iter().collect();

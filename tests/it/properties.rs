@@ -87,6 +87,8 @@ prop_compose! {
         if per_core && cores > 0 {
             pg["cpu_scheduling"] = json!("per_core");
             pg["cross_core_wakeup"] = json!({"const_ms": rtt});
+            pg["response_behind_statement"] = json!(0.5);
+            app["on_postgres_host"] = json!(true);
         }
         json!({
             "run": {"duration_s": 2, "warmup_s": 0.5, "replications": 2},
