@@ -1260,6 +1260,30 @@ mod tests {
         assert_eq!(p.path, "postgres.cross_core_wakeup");
         assert!(p.hint.contains("postgres.cores"), "{err}");
 
+        // a response behind a running statement: a probability, on a host with cores
+        let (sc, _) = check(doc(json!({"cores": 2, "response_behind_statement": 0.5}))).unwrap();
+        assert_eq!(sc.primary.response_behind_statement, 0.5);
+        let (sc, _) = check(doc(json!({"cores": 2}))).unwrap();
+        assert_eq!(sc.primary.response_behind_statement, 0.0);
+        for (pg, why) in [
+            (
+                json!({"cores": 2, "response_behind_statement": 1.5}),
+                "0 … 1",
+            ),
+            (
+                json!({"cores": 2, "response_behind_statement": -0.1}),
+                "0 … 1",
+            ),
+            (
+                json!({"cores": 0, "response_behind_statement": 0.5}),
+                "postgres.cores",
+            ),
+        ] {
+            let err = check(doc(pg.clone())).unwrap_err();
+            assert_eq!(err.0[0].path, "postgres.response_behind_statement", "{pg}");
+            assert!(err.to_string().contains(why), "{pg}: {err}");
+        }
+
         // unlimited cores cannot be run queues, on the primary or on the replicas
         let err = check(doc(json!({"cpu_scheduling": "per_core", "cores": 0}))).unwrap_err();
         let paths: Vec<&str> = err.0.iter().map(|p| p.path.as_str()).collect();

@@ -537,8 +537,12 @@ const BEHIND_ROUNDS: usize = 300;
 
 /// The pause before each "after idle" round trip.
 const WAKEUP_PAUSE: Duration = Duration::from_millis(5);
-/// Transactions of each type timed in one unbroken run back to back: the level of its service.
-const STEADY_RUN: usize = 200;
+/// Transactions of each type timed in each unbroken run back to back; the median of the runs'
+/// means is the level of its service. The runs are spread over the type's phase (before, amid
+/// and after the blocks below), so that a passing disturbance (autovacuum of a freshly loaded
+/// table, another process) sets no level.
+const STEADY_RUN: usize = 100;
+const STEADY_RUNS: usize = 3;
 /// Untimed transactions that start each back-to-back block (it follows a pause).
 const HOT_WARMUP: usize = 3;
 /// The pauses each type is timed after, ascending, with how many transactions per block (10
@@ -1445,21 +1449,19 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
     for tx in &txs {
         let end = Instant::now() + share;
         let mut timer = TxTimer::new(path, tx);
-        // the level: one unbroken run back to back, as a user without think time runs (the
+        // the level: unbroken runs back to back, as a user without think time runs (the
         // back-to-back blocks below follow pauses, and their first transactions start cold)
-        let mut steady = Vec::with_capacity(STEADY_RUN);
-        for k in 0..HOT_WARMUP * 5 + STEADY_RUN {
-            let ms = timer.time(&mut rng, &mut alarm, None).await?;
-            if k >= HOT_WARMUP * 5 {
-                steady.push(ms);
-            }
-        }
+        let mut steady_means = Vec::with_capacity(STEADY_RUNS);
+        steady_means.push(steady_run(&mut timer, &mut rng, &mut alarm).await?);
         // alternating blocks, so that all see the same conditions: back to back (its first
         // transactions follow a pause, and run untimed), then after each pause
         let mut hot_tx = Vec::new();
         let mut after: [Vec<f64>; PAUSES.len()] = Default::default();
         while after[REFERENCE].len() < 300 && (after[REFERENCE].len() < 40 || Instant::now() < end)
         {
+            if steady_means.len() == 1 && after[REFERENCE].len() >= 20 {
+                steady_means.push(steady_run(&mut timer, &mut rng, &mut alarm).await?);
+            }
             for k in 0..HOT_WARMUP + 10 {
                 let ms = timer.time(&mut rng, &mut alarm, None).await?;
                 if k >= HOT_WARMUP {
@@ -1473,9 +1475,13 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
             }
             b.tick();
         }
+        while steady_means.len() < STEADY_RUNS {
+            steady_means.push(steady_run(&mut timer, &mut rng, &mut alarm).await?);
+        }
+        let level = median(&steady_means);
         let cold_tx = &after[REFERENCE];
         let hot_med = median(&hot_tx);
-        hot_means.push(fit_mean(&steady));
+        hot_means.push(level);
         // beyond the back-to-back median (at least 0.001 ms: a wake-up is never negative)
         let excess_of =
             |v: &[f64]| -> Vec<f64> { v.iter().map(|ms| (ms - hot_med).max(0.001)).collect() };
@@ -1500,8 +1506,9 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         cold_prov.push(json!({
             "transaction": tx.name,
             "back_to_back_median_ms": sig4(hot_med),
-            "unbroken_run_mean_ms": sig4(fit_mean(&steady)),
-            "unbroken_run_samples": steady.len(),
+            "unbroken_runs_median_mean_ms": sig4(level),
+            "unbroken_run_means_ms": steady_means.iter().map(|&m| sig4(m)).collect::<Vec<_>>(),
+            "unbroken_run_samples": STEADY_RUN,
             "after_pause_median_ms": sig4(median(cold_tx)),
             "after_pause_p95_ms": sig4(quantile(cold_tx, 0.95)),
             "excess_median_ms": sig4(median(&excess)),
@@ -2235,6 +2242,23 @@ fn scaled(d: &DistFit, k: f64) -> DistFit {
             quantiles: quantiles.iter().map(|&(p, x)| (p, x * k)).collect(),
         },
     }
+}
+
+/// The mean of one unbroken back-to-back run of [`STEADY_RUN`] transactions, after untimed
+/// ones that warm it up.
+async fn steady_run(
+    timer: &mut TxTimer<'_>,
+    rng: &mut rand_pcg::Pcg64Mcg,
+    alarm: &mut Alarm,
+) -> Result<f64> {
+    let mut sum = 0.0;
+    for k in 0..HOT_WARMUP * 5 + STEADY_RUN {
+        let ms = timer.time(rng, alarm, None).await?;
+        if k >= HOT_WARMUP * 5 {
+            sum += ms;
+        }
+    }
+    Ok(sum / STEADY_RUN as f64)
 }
 
 fn fit_mean(v: &[f64]) -> f64 {
