@@ -270,9 +270,9 @@ pub struct PostgresFile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cross_core_wakeup: Option<DurationSpec>,
     /// Probability (0–1) that a response to an app on this host (`app.on_postgres_host`),
-    /// arriving while another statement runs and a core is idle, waits for that statement to
-    /// end instead of waking the idle core: Linux wakes the app's thread on the busy core, and
-    /// the running backend keeps it. Absent: 0.
+    /// leaving while other statements run, waits for one of them to end: Linux wakes the thread
+    /// that carries it on a core where a statement runs (even with another core idle), and the
+    /// running backend keeps that core. Absent: 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_behind_statement: Option<f64>,
     /// Cost of starting a backend for a new connection (fork, auth, catalog cache).

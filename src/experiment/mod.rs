@@ -296,8 +296,8 @@ pub struct PgSpec {
     /// Latency of a statement (or of PgBouncer's work on this host) that arrives while some
     /// but not all of the cores are busy: it wakes an idle core from another.
     pub cross_core_wakeup: Option<Dist>,
-    /// Probability that a response to an app on this host, while another statement runs and a
-    /// core is idle, waits for that statement to end (0: never).
+    /// Probability that a response to an app on this host, leaving while other statements run,
+    /// waits for one of them to end (0: never).
     pub response_behind_statement: f64,
     pub backend_start: Dist,
     pub statement_timeout: Option<SimDuration>,

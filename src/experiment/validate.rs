@@ -355,7 +355,7 @@ pub fn validate(f: &mut ExperimentFile) -> Result<(Scenario, Vec<Problem>), Inva
         v.err(
             "postgres.response_behind_statement",
             response_behind_statement,
-            "needs a number of cores (it applies while some but not all cores are busy), but postgres.cores is 0 (unlimited)",
+            "needs a number of cores (threads wait behind statements for a core), but postgres.cores is 0 (unlimited)",
             "set postgres.cores to the host's core count (1 or more), or remove response_behind_statement",
         );
     }

@@ -1975,17 +1975,17 @@ impl<'a> Sim<'a> {
     }
 
     /// A response on its way to an app on the database host wakes the app's thread. While
-    /// another core runs a statement and one is idle, the thread either stays behind that
-    /// statement until it ends (`postgres.response_behind_statement`, one running statement
-    /// drawn at random) or takes the idle core, which must be woken first
-    /// (`postgres.cross_core_wakeup`).
+    /// statements run, the thread may stay behind one of them until it ends
+    /// (`postgres.response_behind_statement`, one running statement drawn at random);
+    /// otherwise, while some but not all cores run one, it takes an idle core, which must be
+    /// woken first (`postgres.cross_core_wakeup`).
     fn client_wake(&mut self) -> SimDuration {
         if !self.sc.app.on_postgres_host {
             return SimDuration::ZERO;
         }
         let behind = self.sc.primary.response_behind_statement;
-        let pg = &self.pgs[0];
-        if behind > 0.0 && pg.partly_busy() && self.r.behind.random::<f64>() < behind {
+        if behind > 0.0 && self.r.behind.random::<f64>() < behind {
+            let pg = &self.pgs[0];
             if let Some(d) = pg.time_to_end_of_a_statement(self.now, &mut self.r.behind) {
                 return d;
             }
