@@ -136,10 +136,32 @@ pub fn load_experiment(
     })
 }
 
+/// The kinds of a duration (`DurationSpec`), each the one key of its object.
+const DURATION_KINDS: [&str; 6] = [
+    "const_ms",
+    "exp",
+    "lognormal",
+    "gamma",
+    "uniform",
+    "empirical",
+];
+
+/// The kind of a duration written as `{"kind": …}`, if `v` is one.
+fn duration_kind(v: &Value) -> Option<&str> {
+    let o = v.as_object()?;
+    let (k, _) = o.iter().next().filter(|_| o.len() == 1)?;
+    DURATION_KINDS.contains(&k.as_str()).then_some(k.as_str())
+}
+
 /// Deep merge: objects recursively; arrays of named objects element-wise by `name` (the
 /// experiment's elements, each over the model's element of the same name); anything else replaced.
+/// A duration of another kind replaces the one beneath (a constant over a calibrated lognormal);
+/// of the same kind it merges (`{"lognormal": {"p95_ms": 5}}` changes the tail only).
 pub fn merge(base: &mut Value, over: &Value) {
     match (base, over) {
+        (b, o) if duration_kind(o).is_some() && duration_kind(b) != duration_kind(o) => {
+            *b = o.clone();
+        }
         (Value::Object(b), Value::Object(o)) => {
             for (k, ov) in o {
                 match b.get_mut(k) {
@@ -396,6 +418,30 @@ fn remove(v: &mut Value, segs: &[String]) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_duration_of_another_kind_replaces_the_one_beneath() {
+        let mut base =
+            json!({"c": {"lognormal": {"median_ms": 3, "p95_ms": 4}}, "t": {"const_ms": 1}});
+        merge(
+            &mut base,
+            &json!({"c": {"const_ms": 2}, "t": {"exp": {"mean_ms": 5}}}),
+        );
+        assert_eq!(
+            base,
+            json!({"c": {"const_ms": 2}, "t": {"exp": {"mean_ms": 5}}})
+        );
+        // the same kind merges: the median stays
+        merge(&mut base, &json!({"t": {"exp": {"mean_ms": 6}}}));
+        let mut ln = json!({"lognormal": {"median_ms": 3, "p95_ms": 4}});
+        merge(&mut ln, &json!({"lognormal": {"p95_ms": 5}}));
+        assert_eq!(ln, json!({"lognormal": {"median_ms": 3, "p95_ms": 5}}));
+        assert_eq!(base["t"], json!({"exp": {"mean_ms": 6}}));
+        // an object that only looks like one by its key count is merged as before
+        let mut o = json!({"a": {"x": 1}});
+        merge(&mut o, &json!({"a": {"y": 2}}));
+        assert_eq!(o, json!({"a": {"x": 1, "y": 2}}));
+    }
 
     #[test]
     fn merge_objects_and_named_arrays() {

@@ -306,7 +306,8 @@ fn num(x: f64) -> String {
 }
 
 /// A parameter value as plain text (strings without quotes; a list of named objects, such as
-/// swept transactions, by their names; an object by its scalar fields).
+/// swept transactions, by their names; an object by its scalar fields, or, with none, by its
+/// objects — a distribution such as `{"exp": {"mean_ms": 4}}` reads `exp(mean_ms=4)`).
 pub fn value_text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -321,10 +322,16 @@ pub fn value_text(v: &Value) -> String {
                 .join("+")
         }
         // an object (e.g. a swept `clients`): its scalar fields, `key=value` separated by spaces
-        Value::Object(m) => m
+        Value::Object(m) if m.values().any(|v| !v.is_object() && !v.is_array()) => m
             .iter()
             .filter(|(_, v)| !v.is_object() && !v.is_array())
             .map(|(k, v)| format!("{k}={}", value_text(v)))
+            .collect::<Vec<_>>()
+            .join(" "),
+        Value::Object(m) => m
+            .iter()
+            .filter(|(_, v)| v.is_object())
+            .map(|(k, v)| format!("{k}({})", value_text(v)))
             .collect::<Vec<_>>()
             .join(" "),
         other => other.to_string(),
@@ -418,6 +425,16 @@ mod tests {
         assert_eq!(
             value_text(&json!({"mode": "open", "rate_per_s": 300, "think_time": {"const_ms": 0}})),
             "mode=open rate_per_s=300"
+        );
+        // a distribution has no scalar field: its kind and parameters
+        assert_eq!(value_text(&json!({"const_ms": 3.8})), "const_ms=3.8");
+        assert_eq!(
+            value_text(&json!({"exp": {"mean_ms": 4}})),
+            "exp(mean_ms=4)"
+        );
+        assert_eq!(
+            value_text(&json!({"lognormal": {"median_ms": 3, "p95_ms": 4}})),
+            "lognormal(median_ms=3 p95_ms=4)"
         );
     }
 }
