@@ -540,11 +540,16 @@ const BEHIND_ROUNDS: usize = 300;
 
 /// The pause before each "after idle" round trip.
 const WAKEUP_PAUSE: Duration = Duration::from_millis(5);
-/// Transactions of each type timed in each unbroken run back to back; the median of the runs'
-/// means is the level of its service. The runs are spread over the type's phase (before, amid
-/// and after the blocks below), so that a passing disturbance (autovacuum of a freshly loaded
-/// table, another process) sets no level.
-const STEADY_RUN: usize = 100;
+/// Each type's unbroken back-to-back runs: untimed for `STEADY_WARMUP`, then timed for
+/// `STEADY_SPAN` (at least `STEADY_MIN` transactions); the median of the runs' means is the level
+/// of its service. A user without think time runs for seconds without a pause, and a short burst
+/// after other work does not reach that state (the mixed transaction: 0.54–0.58 ms a transaction
+/// over 100 transactions after 15 untimed, 0.50 ms in bench). The runs are spread over the
+/// type's phase (before, amid and after the blocks below), so that a passing disturbance sets no
+/// level.
+const STEADY_WARMUP: Duration = Duration::from_millis(300);
+const STEADY_SPAN: Duration = Duration::from_millis(400);
+const STEADY_MIN: usize = 20;
 const STEADY_RUNS: usize = 3;
 /// Untimed transactions that start each back-to-back block (it follows a pause).
 const HOT_WARMUP: usize = 3;
@@ -1454,16 +1459,16 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         let mut timer = TxTimer::new(path, tx);
         // the level: unbroken runs back to back, as a user without think time runs (the
         // back-to-back blocks below follow pauses, and their first transactions start cold)
-        let mut steady_means = Vec::with_capacity(STEADY_RUNS);
-        steady_means.push(steady_run(&mut timer, &mut rng, &mut alarm).await?);
+        let mut steady = Vec::with_capacity(STEADY_RUNS);
+        steady.push(steady_run(&mut timer, &mut rng, &mut alarm).await?);
         // alternating blocks, so that all see the same conditions: back to back (its first
         // transactions follow a pause, and run untimed), then after each pause
         let mut hot_tx = Vec::new();
         let mut after: [Vec<f64>; PAUSES.len()] = Default::default();
         while after[REFERENCE].len() < 300 && (after[REFERENCE].len() < 40 || Instant::now() < end)
         {
-            if steady_means.len() == 1 && after[REFERENCE].len() >= 20 {
-                steady_means.push(steady_run(&mut timer, &mut rng, &mut alarm).await?);
+            if steady.len() == 1 && after[REFERENCE].len() >= 20 {
+                steady.push(steady_run(&mut timer, &mut rng, &mut alarm).await?);
             }
             for k in 0..HOT_WARMUP + 10 {
                 let ms = timer.time(&mut rng, &mut alarm, None).await?;
@@ -1478,9 +1483,10 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
             }
             b.tick();
         }
-        while steady_means.len() < STEADY_RUNS {
-            steady_means.push(steady_run(&mut timer, &mut rng, &mut alarm).await?);
+        while steady.len() < STEADY_RUNS {
+            steady.push(steady_run(&mut timer, &mut rng, &mut alarm).await?);
         }
+        let steady_means: Vec<f64> = steady.iter().map(|s| s.0).collect();
         let level = median(&steady_means);
         let cold_tx = &after[REFERENCE];
         let hot_med = median(&hot_tx);
@@ -1511,7 +1517,8 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
             "back_to_back_median_ms": sig4(hot_med),
             "unbroken_runs_median_mean_ms": sig4(level),
             "unbroken_run_means_ms": steady_means.iter().map(|&m| sig4(m)).collect::<Vec<_>>(),
-            "unbroken_run_samples": STEADY_RUN,
+            "unbroken_run_samples": steady.iter().map(|s| s.1).collect::<Vec<_>>(),
+            "unbroken_run_warmup_ms": STEADY_WARMUP.as_millis() as u64,
             "after_pause_median_ms": sig4(median(cold_tx)),
             "after_pause_p95_ms": sig4(quantile(cold_tx, 0.95)),
             "excess_median_ms": sig4(median(&excess)),
@@ -1741,7 +1748,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
     prov.insert(
         "service_on_the_path".into(),
         json!({
-            "method": "each type's statement service (shape from the direct timings) scaled so that round trips × (service + the path's cost per round trip) is the median of the mean latencies of three unbroken back-to-back runs (each after a warm-up) on the workload's path (through PgBouncer when there is one); scale bounded to [0.2, 5]",
+            "method": "each type's statement service (shape from the direct timings) scaled so that round trips × (service + the path's cost per round trip) is the median of the mean latencies of three unbroken back-to-back runs (each 400 ms after 300 ms untimed) on the workload's path (through PgBouncer when there is one); scale bounded to [0.2, 5]",
             "types": path_prov,
         }),
     );
@@ -2255,21 +2262,24 @@ fn scaled(d: &DistFit, k: f64) -> DistFit {
     }
 }
 
-/// The mean of one unbroken back-to-back run of [`STEADY_RUN`] transactions, after untimed
-/// ones that warm it up.
+/// The mean latency and the count of one unbroken back-to-back run: [`STEADY_WARMUP`] untimed,
+/// then [`STEADY_SPAN`] timed (at least [`STEADY_MIN`] transactions).
 async fn steady_run(
     timer: &mut TxTimer<'_>,
     rng: &mut rand_pcg::Pcg64Mcg,
     alarm: &mut Alarm,
-) -> Result<f64> {
-    let mut sum = 0.0;
-    for k in 0..HOT_WARMUP * 5 + STEADY_RUN {
-        let ms = timer.time(rng, alarm, None).await?;
-        if k >= HOT_WARMUP * 5 {
-            sum += ms;
-        }
+) -> Result<(f64, usize)> {
+    let start = Instant::now();
+    while start.elapsed() < STEADY_WARMUP {
+        timer.time(rng, alarm, None).await?;
     }
-    Ok(sum / STEADY_RUN as f64)
+    let start = Instant::now();
+    let (mut sum, mut n) = (0.0, 0usize);
+    while n < STEADY_MIN || start.elapsed() < STEADY_SPAN {
+        sum += timer.time(rng, alarm, None).await?;
+        n += 1;
+    }
+    Ok((sum / n as f64, n))
 }
 
 fn fit_mean(v: &[f64]) -> f64 {
