@@ -1727,11 +1727,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
             continue;
         };
         let target = hot / trips[i].max(1) as f64 - path_cost;
-        let k = if s > 0.0 && target > 0.0 {
-            (target / s).clamp(PATH_SCALE.0, PATH_SCALE.1)
-        } else {
-            1.0
-        };
+        let k = path_scale(s, target);
         for x in &mut m.service_ms {
             *x *= k;
         }
@@ -2262,6 +2258,17 @@ fn scaled(d: &DistFit, k: f64) -> DistFit {
     }
 }
 
+/// The factor from a type's direct service `s` to `target`, its service on the path (its level
+/// per round trip less the path's cost), within [`PATH_SCALE`]. A target of nothing or less — a
+/// path's cost measured above the type's whole level — asks for the least service allowed, not
+/// for the direct timings as they are; 1 when there is no direct service to scale.
+fn path_scale(s: f64, target: f64) -> f64 {
+    if s <= 0.0 {
+        return 1.0;
+    }
+    (target.max(0.0) / s).clamp(PATH_SCALE.0, PATH_SCALE.1)
+}
+
 /// The mean latency and the count of one unbroken back-to-back run: [`STEADY_WARMUP`] untimed,
 /// then [`STEADY_SPAN`] timed (at least [`STEADY_MIN`] transactions).
 async fn steady_run(
@@ -2289,6 +2296,16 @@ fn fit_mean(v: &[f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_scale_to_the_path_stays_within_its_bounds() {
+        assert!((path_scale(0.1, 0.05) - 0.5).abs() < 1e-12);
+        assert_eq!(path_scale(0.1, 0.001), PATH_SCALE.0);
+        // a path's cost above the whole level: the least service, not the direct timings
+        assert_eq!(path_scale(0.0567, -0.0043), PATH_SCALE.0);
+        assert_eq!(path_scale(0.1, 10.0), PATH_SCALE.1);
+        assert_eq!(path_scale(0.0, 0.05), 1.0);
+    }
 
     #[test]
     fn equal_delays_are_a_constant_and_spread_ones_a_table() {
