@@ -437,6 +437,43 @@ mod tests {
         merge(&mut ln, &json!({"lognormal": {"p95_ms": 5}}));
         assert_eq!(ln, json!({"lognormal": {"median_ms": 3, "p95_ms": 5}}));
         assert_eq!(base["t"], json!({"exp": {"mean_ms": 6}}));
+        // the kinds are exactly the duration's variants, as written
+        use crate::experiment::file::DurationSpec as D;
+        let every = [
+            D::ConstMs(1.0),
+            D::Exp { mean_ms: 1.0 },
+            D::Lognormal {
+                median_ms: 1.0,
+                p95_ms: 2.0,
+            },
+            D::Gamma {
+                shape: 2.0,
+                mean_ms: 1.0,
+            },
+            D::Uniform {
+                min_ms: 1.0,
+                max_ms: 2.0,
+            },
+            D::Empirical {
+                quantiles: vec![(0.0, 1.0), (1.0, 2.0)],
+            },
+        ];
+        for d in &every {
+            // a new variant does not compile here until it is in the list above
+            match d {
+                D::ConstMs(_)
+                | D::Exp { .. }
+                | D::Lognormal { .. }
+                | D::Gamma { .. }
+                | D::Uniform { .. }
+                | D::Empirical { .. } => {}
+            }
+        }
+        let kinds: Vec<_> = every
+            .iter()
+            .map(|d| duration_kind(&serde_json::to_value(d).unwrap()).map(str::to_owned))
+            .collect();
+        assert_eq!(kinds, DURATION_KINDS.map(|k| Some(k.to_owned())));
         // an object that only looks like one by its key count is merged as before
         let mut o = json!({"a": {"x": 1}});
         merge(&mut o, &json!({"a": {"y": 2}}));

@@ -10,6 +10,7 @@
 
 use super::calibrate::median;
 use super::pg::{error_text, Endpoint};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -18,7 +19,7 @@ const TARGET_MS: f64 = 1.0;
 /// Rows of the statement before it is tuned to [`TARGET_MS`].
 const PROBE_ROWS: u64 = 8000;
 /// Idle time before every round.
-const PAUSE: Duration = Duration::from_millis(5);
+pub const PAUSE: Duration = Duration::from_millis(5);
 /// Overlapping pairs and lone rounds below which no probability is estimated.
 const MIN_PAIRS: usize = 40;
 const MIN_SOLO: usize = 20;
@@ -108,14 +109,11 @@ pub fn estimate(rounds: &[Round], rows: u64) -> Option<Behind> {
 pub fn measure(ep: &Endpoint, rounds: usize) -> Result<Option<Behind>, String> {
     let barrier = Arc::new(Barrier::new(2));
     let origin = Instant::now();
-    let rows = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let rows = Arc::new(AtomicU64::new(0));
     let run = |who: usize| {
         let (ep, barrier, rows) = (ep.clone(), barrier.clone(), rows.clone());
         std::thread::spawn(move || -> Result<Vec<Option<(f64, f64)>>, String> {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| format!("a runtime for the overlap probe: {e}"))?;
+            let rt = super::runtime(1).map_err(|e| format!("the overlap probe: {e:#}"))?;
             rt.block_on(side(who, &ep, &barrier, &rows, rounds, origin))
         })
     };
@@ -137,10 +135,7 @@ pub fn measure(ep: &Endpoint, rounds: usize) -> Result<Option<Behind>, String> {
             })
         })
         .collect();
-    Ok(estimate(
-        &rounds,
-        rows.load(std::sync::atomic::Ordering::Relaxed),
-    ))
+    Ok(estimate(&rounds, rows.load(Relaxed)))
 }
 
 /// One side of the probe. Side 0 tunes the statement, then both meet at the barrier every
@@ -149,11 +144,10 @@ async fn side(
     who: usize,
     ep: &Endpoint,
     barrier: &Barrier,
-    rows: &std::sync::atomic::AtomicU64,
+    rows: &AtomicU64,
     rounds: usize,
     origin: Instant,
 ) -> Result<Vec<Option<(f64, f64)>>, String> {
-    use std::sync::atomic::Ordering::Relaxed;
     // a failed connection or statement still meets the other side at every barrier
     let mut failed = None;
     let client = match ep.connect().await {
@@ -164,16 +158,19 @@ async fn side(
         }
     };
     let sql = |n: u64| format!("SELECT count(*) FROM generate_series(1, {n})");
+    let stmt_failed = |e: &tokio_postgres::Error| {
+        format!(
+            "the overlap probe's statement on {}: {}",
+            ep.shown,
+            error_text(e)
+        )
+    };
     if let (0, Some(client)) = (who, &client) {
         let mut ms = Vec::new();
         for k in 0..25 {
             let t = Instant::now();
             if let Err(e) = client.simple_query(&sql(PROBE_ROWS)).await {
-                failed = Some(format!(
-                    "the overlap probe's statement on {}: {}",
-                    ep.shown,
-                    error_text(&e)
-                ));
+                failed = Some(stmt_failed(&e));
                 break;
             }
             if k >= 5 {
@@ -212,11 +209,7 @@ async fn side(
         match client.simple_query(&stmt).await {
             Ok(_) => out.push(Some((s, origin.elapsed().as_secs_f64() * 1000.0))),
             Err(e) => {
-                failed = Some(format!(
-                    "the overlap probe's statement on {}: {}",
-                    ep.shown,
-                    error_text(&e)
-                ));
+                failed = Some(stmt_failed(&e));
                 out.push(None);
             }
         }

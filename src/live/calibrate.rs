@@ -1374,7 +1374,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
                 "first_response_held": x.held,
                 "held_by_the_lone_spread": sig4(x.expected_by_spread),
                 "probability": sig4(x.probability),
-                "pause_ms": 5,
+                "pause_ms": behind::PAUSE.as_millis() as u64,
                 "method": "two connections on the workload's path run a CPU-bound statement of about a millisecond after a pause; in two rounds of three the second starts while the first runs. A first response that ends nearer to the second's end than to the lone median counts as held behind the second statement; the share held, less what the lone rounds' spread alone explains, is the probability that a response to an app on this host waits for a running statement to end",
             }),
         );

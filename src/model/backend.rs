@@ -312,49 +312,42 @@ impl Postgres {
         busy > 0.0 && busy < cores
     }
 
+    /// The run queues with their virtual clocks and the speed of each of their jobs: the cores
+    /// under `per_core`, else the server's one shared queue.
+    fn queues(&self) -> impl Iterator<Item = (&BinaryHeap<CoreJob>, f64, f64)> + '_ {
+        let shared = self
+            .per_core
+            .is_none()
+            .then(|| (&self.jobs, self.vclock, self.speed(self.jobs.len() as u32)));
+        let cores = self.per_core.iter().flat_map(|pc| {
+            let contention = contention(self.sigma, self.kappa, pc.total);
+            pc.cores
+                .iter()
+                .map(move |c| (&c.jobs, c.vclock, core_speed(c.jobs.len(), contention)))
+        });
+        shared.into_iter().chain(cores)
+    }
+
     /// Wall time until one of the running statements (PgBouncer's work excluded), drawn
     /// uniformly, ends at the current speeds; `None` when no statement runs. Nothing is
     /// advanced: the state is read as it would be at `now`.
     pub fn time_to_end_of_a_statement(&self, now: SimTime, rng: &mut Rng) -> Option<SimDuration> {
-        let dt = now.0.saturating_sub(self.last.0) as f64;
-        let wall = |tag: f64, vclock: f64, speed: f64| {
-            let rem = (tag - vclock - dt * speed).max(0.0);
-            SimDuration::from_ns_f64((rem / speed).ceil())
+        // the heaps' order is their own, fixed by their contents: deterministic
+        let statements = || {
+            self.queues().flat_map(|(jobs, vclock, speed)| {
+                jobs.iter()
+                    .filter(|j| j.req != NONE)
+                    .map(move |j| (j.tag, vclock, speed))
+            })
         };
-        match &self.per_core {
-            Some(pc) => {
-                let n = pc
-                    .cores
-                    .iter()
-                    .map(|c| c.jobs.iter().filter(|j| j.req != NONE).count())
-                    .sum::<usize>();
-                if n == 0 {
-                    return None;
-                }
-                let mut pick = rng.random_range(0..n);
-                let contention = contention(self.sigma, self.kappa, pc.total);
-                for c in &pc.cores {
-                    let speed = core_speed(c.jobs.len(), contention);
-                    // the heap's order is its own, fixed by its contents: deterministic
-                    for j in c.jobs.iter().filter(|j| j.req != NONE) {
-                        if pick == 0 {
-                            return Some(wall(j.tag, c.vclock, speed));
-                        }
-                        pick -= 1;
-                    }
-                }
-                unreachable!("the drawn statement is on a core")
-            }
-            None => {
-                let n = self.jobs.iter().filter(|j| j.req != NONE).count();
-                if n == 0 {
-                    return None;
-                }
-                let pick = rng.random_range(0..n);
-                let j = self.jobs.iter().filter(|j| j.req != NONE).nth(pick)?;
-                Some(wall(j.tag, self.vclock, self.speed(self.jobs.len() as u32)))
-            }
+        let n = statements().count();
+        if n == 0 {
+            return None;
         }
+        let (tag, vclock, speed) = statements().nth(rng.random_range(0..n))?;
+        let dt = now.0.saturating_sub(self.last.0) as f64;
+        let rem = (tag - vclock - dt * speed).max(0.0);
+        Some(SimDuration::from_ns_f64((rem / speed).ceil()))
     }
 
     /// Cores busy with k running statements (for utilisation).
