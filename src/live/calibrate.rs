@@ -532,6 +532,13 @@ const PATH_SCALE: (f64, f64) = (0.2, 5.0);
 
 /// At concurrency 1, a reference `SELECT 1` after every this many transactions.
 const REF_EVERY: usize = 4;
+/// A direct reference `SELECT 1` below 1 / this of the same through PgBouncer was measured with
+/// the client and its backend on one core: through PgBouncer a round trip makes two more hops
+/// and PgBouncer's CPU, at most about twice the direct one (1.4–2.2 × over twenty calibrations
+/// here), and a co-located direct pair measured 4.3 ×.
+const COLOCATED_RATIO: f64 = 3.0;
+/// Fresh direct connections tried for the references before the co-located one is kept.
+const COLOCATED_RETRIES: usize = 3;
 /// Round trips per run and runs per placement of the cross-core ping-pong (about 2 s on a VM).
 const HOP_ROUNDS: usize = 4000;
 const HOP_REPS: usize = 5;
@@ -1437,6 +1444,29 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         });
         raw.push(lat);
     }
+    // A direct reference far below the path's means the direct connection's backend shares a
+    // core with this client (a ping-pong the kernel keeps on one core: 0.015 ms where 0.06–0.09
+    // is usual), a state the workload through PgBouncer's three processes never runs in; its
+    // backend keeps that placement for minutes. The references are then taken again on fresh
+    // connections, whose backends start elsewhere.
+    let mut reopened = 0usize;
+    if let Some(bc) = &bouncer_client {
+        let mut tries = 0;
+        while tries < COLOCATED_RETRIES
+            && colocated(&after_tx, &via_after_tx)
+        {
+            tries += 1;
+            b.phase("round trips on a fresh connection");
+            let fresh = connect(&pg, "PostgreSQL").await?;
+            let (a, v) = references(&fresh, bc, &txs, &mut rng, b.share(0.02)).await?;
+            if !a.is_empty() {
+                reopened = tries;
+                after_tx = a;
+                via_after_tx = v;
+            }
+        }
+    }
+    let colocated_reference = bouncer_client.is_some() && colocated(&after_tx, &via_after_tx);
     // --- 3b. each type after a pause, on the workload's own path (through PgBouncer when there
     // is one): what a transaction that finds the host idle pays beyond the same transaction back
     // to back. A long statement pays more than a trivial round trip's wake-up (its CPU starts
@@ -1788,6 +1818,8 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
             "back_to_back_select1_median_ms": sig4(hot_rtt),
             "select1_after_each_transaction_median_ms": sig4(ref_rtt),
             "select1_through_pgbouncer_after_each_transaction_median_ms": (!via_after_tx.is_empty()).then(|| sig4(median(&via_after_tx))),
+            "references_on_a_fresh_connection": reopened,
+            "direct_reference_colocated": colocated_reference,
             "back_to_back_samples": hot.len(),
             "backend_cpu_per_trivial_statement_ms": trivial_cpu.map(sig4),
             "cpu_overhead_per_round_trip_ms": sig4(overhead),
@@ -1970,6 +2002,18 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         ceiling_overhead,
         delay
     );
+    if reopened > 0 {
+        let _ = writeln!(
+            s,
+            "    the direct references were taken again on {reopened} fresh connection(s): the first ones ran far below the path's (a client and its backend on one core)"
+        );
+    }
+    if colocated_reference {
+        let _ = writeln!(
+            s,
+            "    warning: the direct SELECT 1 stayed below 1/{COLOCATED_RATIO} of the same through PgBouncer on {COLOCATED_RETRIES} fresh connections (a client and its backend on one core): the path's cost per round trip is overstated and the short statements' service understated; calibrate again"
+        );
+    }
     let _ = writeln!(
         s,
         "wake-up after {} ms idle: median {:.4} ms, p95 {:.4} ms ({} samples)",
@@ -2258,6 +2302,53 @@ fn scaled(d: &DistFit, k: f64) -> DistFit {
     }
 }
 
+/// Whether the direct reference round trips (`direct`, ms) ran with the client and its backend
+/// on one core, judged against the same through PgBouncer (`via`); false without both.
+fn colocated(direct: &[f64], via: &[f64]) -> bool {
+    !direct.is_empty() && !via.is_empty() && median(via) > COLOCATED_RATIO * median(direct)
+}
+
+/// The reference round trips of phase 3 again, on `direct` (a fresh connection): the mix's
+/// transactions in turn, each `REF_EVERY`-th followed by `SELECT 1` directly and then through
+/// PgBouncer (`via`), for `dur` (at least 40 references); the two lists of latencies (ms).
+async fn references(
+    direct: &Client,
+    via: &Client,
+    txs: &[LiveTx],
+    rng: &mut rand_pcg::Pcg64Mcg,
+    dur: Duration,
+) -> Result<(Vec<f64>, Vec<f64>)> {
+    let (mut after, mut through) = (Vec::new(), Vec::new());
+    if txs.is_empty() {
+        return Ok((after, through));
+    }
+    let end = Instant::now() + dur;
+    let (mut values, mut buf, mut lat) = (Vec::new(), String::new(), Vec::new());
+    let mut n = 0usize;
+    while after.len() < 40 || (Instant::now() < end && after.len() < 300) {
+        let tx = &txs[(n / REF_EVERY) % txs.len()];
+        tx.draw(rng, &mut values);
+        lat.clear();
+        run_tx(direct, tx, &values, &mut buf, &mut lat)
+            .await
+            .map_err(|m| tx_failed(tx, &m))?;
+        n += 1;
+        if n.is_multiple_of(REF_EVERY) {
+            after.push(
+                timed(direct, "SELECT 1")
+                    .await
+                    .map_err(|e| anyhow!("SELECT 1: {}", error_text(&e)))?,
+            );
+            through.push(
+                timed(via, "SELECT 1")
+                    .await
+                    .map_err(|e| anyhow!("SELECT 1 through PgBouncer: {}", error_text(&e)))?,
+            );
+        }
+    }
+    Ok((after, through))
+}
+
 /// The factor from a type's direct service `s` to `target`, its service on the path (its level
 /// per round trip less the path's cost), within [`PATH_SCALE`]. A target of nothing or less — a
 /// path's cost measured above the type's whole level — asks for the least service allowed, not
@@ -2296,6 +2387,17 @@ fn fit_mean(v: &[f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_direct_reference_far_below_the_paths_is_colocated() {
+        // run 16's references: 0.0298 ms direct, 0.129 through PgBouncer
+        assert!(colocated(&[0.0298, 0.03, 0.029], &[0.129, 0.13, 0.128]));
+        // the widest ratio of twenty ordinary calibrations: 0.063 against 0.137
+        assert!(!colocated(&[0.063], &[0.137]));
+        assert!(!colocated(&[0.084, 0.09], &[0.126, 0.13]));
+        assert!(!colocated(&[], &[0.13]));
+        assert!(!colocated(&[0.03], &[]));
+    }
 
     #[test]
     fn the_scale_to_the_path_stays_within_its_bounds() {
