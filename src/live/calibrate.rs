@@ -1452,9 +1452,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
     let mut reopened = 0usize;
     if let Some(bc) = &bouncer_client {
         let mut tries = 0;
-        while tries < COLOCATED_RETRIES
-            && colocated(&after_tx, &via_after_tx)
-        {
+        while tries < COLOCATED_RETRIES && colocated(&after_tx, &via_after_tx) {
             tries += 1;
             b.phase("round trips on a fresh connection");
             let fresh = connect(&pg, "PostgreSQL").await?;
