@@ -688,6 +688,22 @@ fn first(rows: &[Map<String, Value>], col: &str) -> Option<String> {
     rows.first()?.get(col)?.as_str().map(str::to_string)
 }
 
+/// One reference `SELECT 1` on `direct`, then one on `via` (PgBouncer) when given; ms.
+async fn select1_pair(direct: &Client, via: Option<&Client>) -> Result<(f64, Option<f64>)> {
+    let one = timed(direct, "SELECT 1")
+        .await
+        .map_err(|e| anyhow!("SELECT 1: {}", error_text(&e)))?;
+    let through = match via {
+        Some(c) => Some(
+            timed(c, "SELECT 1")
+                .await
+                .map_err(|e| anyhow!("SELECT 1 through PgBouncer: {}", error_text(&e)))?,
+        ),
+        None => None,
+    };
+    Ok((one, through))
+}
+
 /// `SELECT 1` `n` times (or until `limit`) on `direct`, alternating with `other` when given;
 /// latencies in ms.
 async fn select1(
@@ -701,18 +717,9 @@ async fn select1(
     let mut v = Vec::with_capacity(n);
     let mut w = Vec::with_capacity(n);
     while v.len() < n && (v.len() < 20 || Instant::now() < end) {
-        v.push(
-            timed(direct, "SELECT 1")
-                .await
-                .map_err(|e| anyhow!("SELECT 1: {}", error_text(&e)))?,
-        );
-        if let Some(o) = other {
-            w.push(
-                timed(o, "SELECT 1")
-                    .await
-                    .map_err(|e| anyhow!("SELECT 1 through PgBouncer: {}", error_text(&e)))?,
-            );
-        }
+        let (one, through) = select1_pair(direct, other).await?;
+        v.push(one);
+        w.extend(through);
         if v.len().is_multiple_of(50) {
             b.tick();
         }
@@ -1415,18 +1422,10 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
             // transaction on the same connection, as a busy application's do
             if n.is_multiple_of(REF_EVERY) {
                 refs += 1;
-                let one = timed(&direct, "SELECT 1")
-                    .await
-                    .map_err(|e| anyhow!("SELECT 1: {}", error_text(&e)))?;
+                let (one, through) = select1_pair(&direct, bouncer_client.as_ref()).await?;
                 direct_rtts.push(one);
                 after_tx.push(one);
-                if let Some(bc) = &bouncer_client {
-                    via_after_tx.push(
-                        timed(bc, "SELECT 1").await.map_err(|e| {
-                            anyhow!("SELECT 1 through PgBouncer: {}", error_text(&e))
-                        })?,
-                    );
-                }
+                via_after_tx.extend(through);
             }
             if n.is_multiple_of(20) {
                 b.tick();
@@ -2332,16 +2331,9 @@ async fn references(
             .map_err(|m| tx_failed(tx, &m))?;
         n += 1;
         if n.is_multiple_of(REF_EVERY) {
-            after.push(
-                timed(direct, "SELECT 1")
-                    .await
-                    .map_err(|e| anyhow!("SELECT 1: {}", error_text(&e)))?,
-            );
-            through.push(
-                timed(via, "SELECT 1")
-                    .await
-                    .map_err(|e| anyhow!("SELECT 1 through PgBouncer: {}", error_text(&e)))?,
-            );
+            let (one, v) = select1_pair(direct, Some(via)).await?;
+            after.push(one);
+            through.extend(v);
         }
     }
     Ok((after, through))
