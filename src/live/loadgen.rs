@@ -255,6 +255,10 @@ struct Tally {
     /// a request enters the system at its intended start, which may lie before events already
     /// recorded.
     in_flight: BTreeMap<u64, u32>,
+    /// Client deadlines (ns since `t0`) of the requests in flight with a request timeout, with
+    /// their counts: at the window's end, those already past are timeouts of the window, even
+    /// when a load generator that fell behind (its host's CPUs saturated) has not yet fired them.
+    deadlines: BTreeMap<u64, u32>,
     /// ∫ requests in the system dt over the window, for requests that ended (ns).
     in_system_area_ns: f64,
     /// Per cause name (or `other`): count over the whole run and the first message.
@@ -262,8 +266,55 @@ struct Tally {
 }
 
 impl Tally {
+    fn new(start: Instant) -> Tally {
+        Tally {
+            t0: start,
+            window_start: start,
+            measuring: false,
+            latency: LatencyHistogram::new(),
+            acquire_wait: LatencyHistogram::new(),
+            completed: 0,
+            tx_completed: 0,
+            failures: [0; CAUSES.len()],
+            other_failures: 0,
+            sojourn_ns: 0.0,
+            sojourn_n: 0,
+            app_busy: TimeAvg::default(),
+            in_flight: BTreeMap::new(),
+            deadlines: BTreeMap::new(),
+            in_system_area_ns: 0.0,
+            errors: BTreeMap::new(),
+        }
+    }
+
     fn at(&self, t: Instant) -> SimTime {
         SimTime(t.saturating_duration_since(self.t0).as_nanos() as u64)
+    }
+
+    /// Counts the requests whose client deadline fell inside the window (up to `end`) but whose
+    /// timeout has not been recorded, as client timeouts of the window; returns how many.
+    fn overdue_timeouts(&mut self, end: Instant) -> u64 {
+        let (from, to) = (self.at(self.window_start).0, self.at(end).0);
+        let n: u64 = self
+            .deadlines
+            .range(from..=to)
+            .map(|(_, &n)| n as u64)
+            .sum();
+        if n > 0 {
+            self.failures[Cause::ClientTimeout as usize] += n;
+            self.sojourn_n += n;
+            let e = self
+                .errors
+                .entry(Cause::ClientTimeout.name().to_string())
+                .or_insert_with(|| {
+                    (
+                        0,
+                        "request_timeout expired (counted at the window's end: the load generator, behind, had not fired it yet)".into(),
+                    )
+                });
+            e.0 += n;
+        }
+        n
     }
 }
 
@@ -471,8 +522,8 @@ impl<D: Db> Ctx<D> {
         e.0 += 1;
     }
 
-    /// The user sees the outcome of a request that it issued at `t0`.
-    fn end(&self, t0: Instant, outcome: &Result<(), Failure>) {
+    /// The user sees the outcome of a request that it issued at `t0`, with its client deadline.
+    fn end(&self, t0: Instant, limit: Option<Instant>, outcome: &Result<(), Failure>) {
         let now = Instant::now();
         let mut t = self.lock();
         let key = t.at(t0).0;
@@ -480,6 +531,15 @@ impl<D: Db> Ctx<D> {
             *n -= 1;
             if *n == 0 {
                 t.in_flight.remove(&key);
+            }
+        }
+        if let Some(l) = limit {
+            let key = t.at(l).0;
+            if let Some(n) = t.deadlines.get_mut(&key) {
+                *n -= 1;
+                if *n == 0 {
+                    t.deadlines.remove(&key);
+                }
             }
         }
         if let Err(f) = outcome {
@@ -547,23 +607,32 @@ impl<D: Db> Ctx<D> {
                 return false;
             }
         }
+        let limit = self
+            .sc
+            .clients
+            .timeout
+            .as_ref()
+            .map(|patience| t0 + dur(patience.sample(&mut u.client)));
         {
             let mut t = self.lock();
             let key = t.at(t0).0;
             *t.in_flight.entry(key).or_insert(0) += 1;
+            if let Some(l) = limit {
+                let key = t.at(l).0;
+                *t.deadlines.entry(key).or_insert(0) += 1;
+            }
         }
         self.instances[inst]
             .in_flight
             .fetch_add(1, Ordering::AcqRel);
-        let outcome = match &self.sc.clients.timeout {
+        let outcome = match limit {
             None => {
                 let mut req = u.take_req();
                 let r = self.request(inst, &mut req).await;
                 u.req = Some(req);
                 r
             }
-            Some(patience) => {
-                let limit = t0 + dur(patience.sample(&mut u.client));
+            Some(limit) => {
                 let mut req = u.take_req();
                 let me = self.clone();
                 let mut handle = tokio::spawn(async move {
@@ -594,7 +663,7 @@ impl<D: Db> Ctx<D> {
             }
         };
         let ok = outcome.is_ok();
-        self.end(t0, &outcome);
+        self.end(t0, limit, &outcome);
         ok
     }
 
@@ -1083,23 +1152,7 @@ pub async fn run<D: Db>(
         txs: txs.to_vec(),
         pools,
         instances,
-        tally: Mutex::new(Tally {
-            t0: start,
-            window_start: start,
-            measuring: false,
-            latency: LatencyHistogram::new(),
-            acquire_wait: LatencyHistogram::new(),
-            completed: 0,
-            tx_completed: 0,
-            failures: [0; CAUSES.len()],
-            other_failures: 0,
-            sojourn_ns: 0.0,
-            sojourn_n: 0,
-            app_busy: TimeAvg::default(),
-            in_flight: BTreeMap::new(),
-            in_system_area_ns: 0.0,
-            errors: BTreeMap::new(),
-        }),
+        tally: Mutex::new(Tally::new(start)),
         counters: counters.clone(),
         stopping: AtomicBool::new(false),
         rr: AtomicU32::new(u32::MAX),
@@ -1180,6 +1233,9 @@ pub async fn run<D: Db>(
         let mut t = ctx.lock();
         t.measuring = false;
         let window = end.saturating_duration_since(t.window_start);
+        if measuring {
+            t.overdue_timeouts(end);
+        }
         let values = measuring.then(|| window_values(&mut t, &ctx, end, window));
         (values, window, std::mem::take(&mut t.errors))
     };

@@ -317,3 +317,27 @@ async fn the_think_clock_wakes_every_sleeper_at_or_after_its_deadline_in_order()
     // a deadline already past returns at once
     timer.sleep_until(t0).await;
 }
+
+#[test]
+fn timeouts_due_in_the_window_count_even_when_the_load_generator_has_not_fired_them() {
+    // a load generator that fell behind (the host's CPUs saturated): at the window's end, the
+    // requests whose client deadline passed inside it are its timeouts; those due before the
+    // window or after its end are not
+    let start = Instant::now();
+    let mut t = Tally::new(start);
+    t.window_start = start + Duration::from_secs(1);
+    let end = start + Duration::from_secs(3);
+    for (ms, n) in [(500, 4u32), (1_000, 1), (2_000, 3), (3_000, 2), (3_001, 7)] {
+        let key = t.at(start + Duration::from_millis(ms)).0;
+        t.deadlines.insert(key, n);
+    }
+    t.completed = 10;
+    assert_eq!(t.overdue_timeouts(end), 6);
+    assert_eq!(t.failures[Cause::ClientTimeout as usize], 6);
+    assert_eq!(t.sojourn_n, 6);
+    assert_eq!(t.errors[Cause::ClientTimeout.name()].0, 6);
+    // nothing due: nothing counted
+    let mut idle = Tally::new(start);
+    assert_eq!(idle.overdue_timeouts(end), 0);
+    assert!(idle.errors.is_empty());
+}
