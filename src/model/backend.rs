@@ -298,6 +298,12 @@ impl Postgres {
     /// that another core must wake (`postgres.cross_core_wakeup`). PgBouncer's own work on the
     /// host does not count (it is the sender of what arrives). Never with unlimited cores.
     pub fn partly_busy(&self) -> bool {
+        self.partly_busy_with(0)
+    }
+
+    /// As [`Self::partly_busy`], with `others` cores kept busy by other threads of the host
+    /// (PgBouncer's, still working on another client's message).
+    pub fn partly_busy_with(&self, others: usize) -> bool {
         let Some(cores) = self.cores else {
             return false;
         };
@@ -308,7 +314,7 @@ impl Postgres {
                 .filter(|c| c.jobs.iter().any(|j| j.req != NONE))
                 .count() as f64,
             None => (self.jobs.iter().filter(|j| j.req != NONE).count() as f64).min(cores),
-        };
+        } + others as f64;
         busy > 0.0 && busy < cores
     }
 

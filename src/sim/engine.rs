@@ -1721,10 +1721,16 @@ impl<'a> Sim<'a> {
         };
         let seq = q.seq;
         let in_reset = q.in_reset;
+        let via_bouncer = self.conns[q.conn as usize].via_bouncer;
         let spec = self.pg_spec(pg);
         // the statement's message lands on an idle core while another runs: it waits for
         // that core to be woken
-        let wait = match self.waking_core(pg) {
+        let waking = if via_bouncer {
+            self.waking_core_after_bouncer(pg, self.now)
+        } else {
+            self.waking_core(pg)
+        };
+        let wait = match waking {
             Some(d) if !in_reset => wait + d.sample(&mut self.r.wait),
             _ => wait,
         };
@@ -1875,7 +1881,7 @@ impl<'a> Sim<'a> {
                 Ev::BouncerResp { req: r, seq },
             );
         } else {
-            let wake = self.client_wake();
+            let wake = self.client_wake(None);
             self.q.push(
                 self.now + wake + net.app_pg_rtt.half(),
                 Ev::AppResp { req: r, seq },
@@ -1967,7 +1973,7 @@ impl<'a> Sim<'a> {
         {
             sent = self.bouncer_work(proc, self.now, SimDuration::ZERO);
         }
-        let wake = self.client_wake();
+        let wake = self.client_wake(Some(sent));
         self.q.push(
             sent + wake + sc.network.app_bouncer_rtt.half(),
             Ev::AppResp { req: r, seq },
@@ -1978,8 +1984,9 @@ impl<'a> Sim<'a> {
     /// statements run, the thread may stay behind one of them until it ends
     /// (`postgres.response_behind_statement`, one running statement drawn at random);
     /// otherwise, while some but not all cores run one, it takes an idle core, which must be
-    /// woken first (`postgres.cross_core_wakeup`).
-    fn client_wake(&mut self) -> SimDuration {
+    /// woken first (`postgres.cross_core_wakeup`); a response PgBouncer sent at `bouncer_sent`
+    /// counts its thread as one busy core if it already works on another client's message.
+    fn client_wake(&mut self, bouncer_sent: Option<SimTime>) -> SimDuration {
         if !self.sc.app.on_postgres_host {
             return SimDuration::ZERO;
         }
@@ -1990,7 +1997,11 @@ impl<'a> Sim<'a> {
                 return d;
             }
         }
-        match self.waking_core(0) {
+        let waking = match bouncer_sent {
+            Some(sent) => self.waking_core_after_bouncer(0, sent),
+            None => self.waking_core(0),
+        };
+        match waking {
             Some(d) => d.sample(&mut self.r.wakeup),
             None => SimDuration::ZERO,
         }
@@ -2009,6 +2020,19 @@ impl<'a> Sim<'a> {
     fn waking_core(&self, pg: u32) -> Option<&'a Dist> {
         let d = self.pg_spec(pg).cross_core_wakeup.as_ref()?;
         self.pgs[pg as usize].partly_busy().then_some(d)
+    }
+
+    /// As [`Self::waking_core`] for a message PgBouncer has just sent: if its thread already
+    /// works on another client's message, that thread keeps its core busy too, and the
+    /// message lands on the other one.
+    fn waking_core_after_bouncer(&self, pg: u32, sent: SimTime) -> Option<&'a Dist> {
+        let d = self.pg_spec(pg).cross_core_wakeup.as_ref()?;
+        let bouncer_busy = pg == 0
+            && self.sc.bouncer.as_ref().is_some_and(|b| b.on_postgres_host)
+            && self.bpools.iter().any(|bp| bp.cpu_free > sent);
+        self.pgs[pg as usize]
+            .partly_busy_with(bouncer_busy as usize)
+            .then_some(d)
     }
 
     /// A server goes back to the pool (or is closed when its lifetime is over) and, at once, to
