@@ -2105,7 +2105,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         {
             let _ = writeln!(
                 s,
-                "    left out as transients (beyond 3 interquartile ranges and 3 × the upper quartile): {} ms",
+                "    left out as transients (beyond {TRANSIENT_IQRS} interquartile ranges and {TRANSIENT_MIN_RATIO} × the upper quartile): {} ms",
                 t.iter()
                     .map(|x| format!("{:.3}", x.as_f64().unwrap_or(0.0)))
                     .collect::<Vec<_>>()

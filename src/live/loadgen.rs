@@ -303,18 +303,36 @@ impl Tally {
         if n > 0 {
             self.failures[Cause::ClientTimeout as usize] += n;
             self.sojourn_n += n;
-            let e = self
-                .errors
-                .entry(Cause::ClientTimeout.name().to_string())
-                .or_insert_with(|| {
-                    (
-                        0,
-                        "request_timeout expired (counted at the window's end: the load generator, behind, had not fired it yet)".into(),
-                    )
-                });
-            e.0 += n;
+            let f = Failure::Cause(
+                Cause::ClientTimeout,
+                "request_timeout expired (counted at the window's end: the load generator, behind, had not fired it yet)".into(),
+            );
+            self.note_error(&f, n);
         }
         n
+    }
+
+    /// Counts `n` failures of the kind of `f` over the whole run, keeping the first message.
+    fn note_error(&mut self, f: &Failure, n: u64) {
+        let (key, msg) = match f {
+            Failure::Cause(c, m) => (c.name(), m),
+            Failure::Other(m) => ("other", m),
+        };
+        let e = self
+            .errors
+            .entry(key.to_string())
+            .or_insert_with(|| (0, msg.clone()));
+        e.0 += n;
+    }
+}
+
+/// One fewer of `key` in a map of counts (gone at zero).
+fn leave(counts: &mut BTreeMap<u64, u32>, key: u64) {
+    if let Some(n) = counts.get_mut(&key) {
+        *n -= 1;
+        if *n == 0 {
+            counts.remove(&key);
+        }
     }
 }
 
@@ -510,40 +528,18 @@ impl<D: Db> Ctx<D> {
         self.tally.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn note_error(t: &mut Tally, f: &Failure) {
-        let (key, msg) = match f {
-            Failure::Cause(c, m) => (c.name(), m),
-            Failure::Other(m) => ("other", m),
-        };
-        let e = t
-            .errors
-            .entry(key.to_string())
-            .or_insert_with(|| (0, msg.clone()));
-        e.0 += 1;
-    }
-
     /// The user sees the outcome of a request that it issued at `t0`, with its client deadline.
     fn end(&self, t0: Instant, limit: Option<Instant>, outcome: &Result<(), Failure>) {
         let now = Instant::now();
         let mut t = self.lock();
         let key = t.at(t0).0;
-        if let Some(n) = t.in_flight.get_mut(&key) {
-            *n -= 1;
-            if *n == 0 {
-                t.in_flight.remove(&key);
-            }
-        }
+        leave(&mut t.in_flight, key);
         if let Some(l) = limit {
             let key = t.at(l).0;
-            if let Some(n) = t.deadlines.get_mut(&key) {
-                *n -= 1;
-                if *n == 0 {
-                    t.deadlines.remove(&key);
-                }
-            }
+            leave(&mut t.deadlines, key);
         }
         if let Err(f) = outcome {
-            Self::note_error(&mut t, f);
+            t.note_error(f, 1);
         }
         if t.measuring {
             let from = t0.max(t.window_start);
@@ -599,7 +595,7 @@ impl<D: Db> Ctx<D> {
                     Cause::AdmissionRejected,
                     "app instance at max_in_flight".into(),
                 );
-                Self::note_error(&mut t, &f);
+                t.note_error(&f, 1);
                 if t.measuring {
                     t.failures[Cause::AdmissionRejected as usize] += 1;
                     t.sojourn_n += 1;
@@ -1027,7 +1023,7 @@ async fn arrivals<D: Db>(ctx: Arc<Ctx<D>>, schedule: Vec<(SimTime, f64)>) {
                 Cause::AdmissionRejected,
                 format!("more than {MAX_OPEN_IN_FLIGHT} requests in flight in the load generator"),
             );
-            Ctx::<D>::note_error(&mut tl, &f);
+            tl.note_error(&f, 1);
             if tl.measuring {
                 tl.failures[Cause::AdmissionRejected as usize] += 1;
                 tl.sojourn_n += 1;

@@ -295,15 +295,10 @@ impl Postgres {
     }
 
     /// Some but not all of the cores run a statement: work arriving now lands on an idle core
-    /// that another core must wake (`postgres.cross_core_wakeup`). PgBouncer's own work on the
-    /// host does not count (it is the sender of what arrives). Never with unlimited cores.
-    pub fn partly_busy(&self) -> bool {
-        self.partly_busy_with(0)
-    }
-
-    /// As [`Self::partly_busy`], with `others` cores kept busy by other threads of the host
-    /// (PgBouncer's, still working on another client's message).
-    pub fn partly_busy_with(&self, others: usize) -> bool {
+    /// that another core must wake (`postgres.cross_core_wakeup`). PgBouncer's work on the host
+    /// is not a statement; the caller counts its thread in `others` when it keeps a core busy.
+    /// Never with unlimited cores.
+    pub fn partly_busy(&self, others: usize) -> bool {
         let Some(cores) = self.cores else {
             return false;
         };

@@ -1721,16 +1721,11 @@ impl<'a> Sim<'a> {
         };
         let seq = q.seq;
         let in_reset = q.in_reset;
-        let via_bouncer = self.conns[q.conn as usize].via_bouncer;
+        let sent_by_bouncer = self.conns[q.conn as usize].via_bouncer.then_some(self.now);
         let spec = self.pg_spec(pg);
         // the statement's message lands on an idle core while another runs: it waits for
         // that core to be woken
-        let waking = if via_bouncer {
-            self.waking_core_after_bouncer(pg, self.now)
-        } else {
-            self.waking_core(pg)
-        };
-        let wait = match waking {
+        let wait = match self.waking_core(pg, sent_by_bouncer) {
             Some(d) if !in_reset => wait + d.sample(&mut self.r.wait),
             _ => wait,
         };
@@ -1788,7 +1783,7 @@ impl<'a> Sim<'a> {
         // on the database host, a woken thread that lands on an idle core while another runs
         // waits for that core to be woken (the host as it is when the message leaves)
         if woken && b.on_postgres_host {
-            if let Some(d) = self.waking_core(0) {
+            if let Some(d) = self.waking_core(0, None) {
                 start += d.sample(&mut self.r.bouncer);
             }
         }
@@ -1997,11 +1992,7 @@ impl<'a> Sim<'a> {
                 return d;
             }
         }
-        let waking = match bouncer_sent {
-            Some(sent) => self.waking_core_after_bouncer(0, sent),
-            None => self.waking_core(0),
-        };
-        match waking {
+        match self.waking_core(0, bouncer_sent) {
             Some(d) => d.sample(&mut self.r.wakeup),
             None => SimDuration::ZERO,
         }
@@ -2016,22 +2007,18 @@ impl<'a> Sim<'a> {
     }
 
     /// Server `pg`'s `cross_core_wakeup`, when work arriving now would land on one of its idle
-    /// cores while another runs a statement.
-    fn waking_core(&self, pg: u32) -> Option<&'a Dist> {
+    /// cores while another runs. A message PgBouncer sent at `bouncer_sent` (its own work for it
+    /// done by then) finds its thread still on a core when that thread already works on
+    /// another client's message: one more busy core.
+    fn waking_core(&self, pg: u32, bouncer_sent: Option<SimTime>) -> Option<&'a Dist> {
         let d = self.pg_spec(pg).cross_core_wakeup.as_ref()?;
-        self.pgs[pg as usize].partly_busy().then_some(d)
-    }
-
-    /// As [`Self::waking_core`] for a message PgBouncer has just sent: if its thread already
-    /// works on another client's message, that thread keeps its core busy too, and the
-    /// message lands on the other one.
-    fn waking_core_after_bouncer(&self, pg: u32, sent: SimTime) -> Option<&'a Dist> {
-        let d = self.pg_spec(pg).cross_core_wakeup.as_ref()?;
-        let bouncer_busy = pg == 0
-            && self.sc.bouncer.as_ref().is_some_and(|b| b.on_postgres_host)
-            && self.bpools.iter().any(|bp| bp.cpu_free > sent);
+        let bouncer_busy = bouncer_sent.is_some_and(|sent| {
+            pg == 0
+                && self.sc.bouncer.as_ref().is_some_and(|b| b.on_postgres_host)
+                && self.bpools.iter().any(|bp| bp.cpu_free > sent)
+        });
         self.pgs[pg as usize]
-            .partly_busy_with(bouncer_busy as usize)
+            .partly_busy(bouncer_busy as usize)
             .then_some(d)
     }
 
