@@ -811,6 +811,25 @@ fn pgbouncer_pids() -> Option<Vec<u32>> {
     Some(found)
 }
 
+/// Busy time of all the host's cores (everything but idle, iowait and steal), in seconds.
+fn host_busy_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let f: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    // user nice system idle iowait irq softirq steal guest guest_nice (guest time is in user)
+    let busy = f.get(..7)?.iter().sum::<f64>() - f[3] - f[4];
+    Some(busy / CLK_TCK)
+}
+
+/// This process's own utime + stime, in seconds.
+fn own_cpu_seconds() -> Option<f64> {
+    cpu_seconds(std::process::id())
+}
+
 /// utime + stime of a process, in seconds.
 fn cpu_seconds(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -1228,13 +1247,21 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
     // the backend CPU of a trivial statement
     b.phase("round trips");
     let cpu0 = backend_pid.and_then(cpu_seconds);
+    let (own0, host0) = (own_cpu_seconds(), host_busy_seconds());
     let (hot, _) = select1(&direct, None, 3000, b.share(0.04), b).await?;
+    let per_rt = |a: Option<f64>, z: Option<f64>, n: usize| match (a, z) {
+        (Some(a), Some(z)) => Some((z - a).max(0.0) * 1000.0 / n.max(1) as f64),
+        _ => None,
+    };
+    let own_direct = per_rt(own0, own_cpu_seconds(), hot.len());
+    let host_direct = per_rt(host0, host_busy_seconds(), hot.len());
     let hot_rtt = median(&hot);
     let trivial_cpu = match (cpu0, backend_pid.and_then(cpu_seconds)) {
         (Some(a), Some(z)) => Some((z - a).max(0.0) * 1000.0 / hot.len().max(1) as f64),
         _ => None,
     };
     let mut hot_via = Vec::new();
+    let (mut own_via, mut host_via) = (None, None);
     let mut summary = String::new();
     let mut bouncer_split = None;
     // PgBouncer's CPU per wake-up of its idle thread (concurrency 1's CPU per query less a busy
@@ -1260,6 +1287,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
                 bouncer_local = is_loopback(&pg);
                 b.phase("PgBouncer CPU");
                 let meter = BouncerMeter::start(pid, admin.as_ref()).await;
+                let (own0, host0) = (own_cpu_seconds(), host_busy_seconds());
                 let end = Instant::now() + b.share(0.07);
                 let mut n = 0usize;
                 while n < 3000 || (Instant::now() < end && n < 50_000) {
@@ -1276,6 +1304,8 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
                         }
                     }
                 }
+                own_via = per_rt(own0, own_cpu_seconds(), n);
+                host_via = per_rt(host0, host_busy_seconds(), n);
                 if let Some((cpu_s, queries)) = meter.stop(admin.as_ref(), n as f64).await {
                     let ms = cpu_s * 1000.0 / queries;
                     proc_figure = json!({
@@ -1470,6 +1500,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
     // backend keeps that placement for minutes. The references are then taken again on fresh
     // connections, whose backends start elsewhere.
     let mut reopened = 0usize;
+    let mut held_apart = false;
     if let Some(bc) = &bouncer_client {
         let mut tries = 0;
         while tries < COLOCATED_RETRIES && colocated(&after_tx, &via_after_tx) {
@@ -1481,6 +1512,27 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
                 reopened = tries;
                 after_tx = a;
                 via_after_tx = v;
+            }
+        }
+        // still on one core (run 32: on three fresh connections): a fresh backend held on the
+        // other cores, this process on one, while the references are taken — the placement the
+        // kernel gives them in the ordinary state; the backend ends with its connection
+        if colocated(&after_tx, &via_after_tx) && backend_pid.is_some() {
+            b.phase("round trips, client and backend apart");
+            let fresh = connect(&pg, "PostgreSQL").await?;
+            let pid = rows(&fresh, "SELECT pg_backend_pid()::text AS pid")
+                .await
+                .ok()
+                .and_then(|r| first(&r, "pid"))
+                .and_then(|p| p.parse::<u32>().ok());
+            if let Some(apart) = pid.and_then(hop::Apart::new) {
+                let (a, v) = references(&fresh, bc, &txs, &mut rng, b.share(0.02)).await?;
+                drop(apart);
+                if !a.is_empty() {
+                    held_apart = true;
+                    after_tx = a;
+                    via_after_tx = v;
+                }
             }
         }
     }
@@ -1846,8 +1898,13 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
             "select1_after_each_transaction_median_ms": sig4(ref_rtt),
             "select1_through_pgbouncer_after_each_transaction_median_ms": (!via_after_tx.is_empty()).then(|| sig4(median(&via_after_tx))),
             "references_on_a_fresh_connection": reopened,
+            "references_with_client_and_backend_held_apart": held_apart,
             "direct_reference_colocated": colocated_reference,
             "back_to_back_samples": hot.len(),
+            "back_to_back_own_cpu_ms": own_direct.map(sig4),
+            "back_to_back_host_cpu_ms": host_direct.map(sig4),
+            "through_pgbouncer_back_to_back_own_cpu_ms": own_via.map(sig4),
+            "through_pgbouncer_back_to_back_host_cpu_ms": host_via.map(sig4),
             "backend_cpu_per_trivial_statement_ms": trivial_cpu.map(sig4),
             "cpu_overhead_per_round_trip_ms": sig4(overhead),
             "client_cpu_per_round_trip_ms": sig4(client_cpu),
@@ -2035,10 +2092,17 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
             "    the direct references were taken again on {reopened} fresh connection(s): the first ones ran far below the path's (a client and its backend on one core)"
         );
     }
+    if held_apart {
+        let _ = writeln!(
+            s,
+            "    they stayed so, and were taken once more with this process held on one core and a fresh backend on the others"
+        );
+    }
     if colocated_reference {
         let _ = writeln!(
             s,
-            "    warning: the direct SELECT 1 stayed below 1/{COLOCATED_RATIO} of the same through PgBouncer on {COLOCATED_RETRIES} fresh connections (a client and its backend on one core): the path's cost per round trip is overstated and the short statements' service understated; calibrate again"
+            "    warning: the direct SELECT 1 stayed below 1/{COLOCATED_RATIO} of the same through PgBouncer on {COLOCATED_RETRIES} fresh connections{} (a client and its backend on one core): the path's cost per round trip is overstated and the short statements' service understated; calibrate again",
+            if held_apart { " and with client and backend held apart" } else { "" }
         );
     }
     let _ = writeln!(

@@ -125,6 +125,100 @@ fn pin(_cpu: usize) -> bool {
     false
 }
 
+/// This process's threads held on one core (the first this thread may run on) and another
+/// process (a backend) on the host's other cores, until dropped: a client and a server that the kernel kept on one core measure a round trip
+/// the workload never runs in. Dropping restores every thread of this process to the mask it
+/// had (threads started meanwhile to the calling thread's); the other process keeps its mask,
+/// which ends with it.
+pub struct Apart {
+    #[cfg(target_os = "linux")]
+    saved: Vec<(libc::pid_t, libc::cpu_set_t)>,
+}
+
+impl Apart {
+    /// `None` on a host of one core, or where this process may not pin `other`
+    /// (another user's process without CAP_SYS_NICE), or not on Linux.
+    #[cfg(target_os = "linux")]
+    pub fn new(other: u32) -> Option<Apart> {
+        let ours = *allowed_cpus()?.first()?;
+        let others: Vec<usize> = (0..online_cpus()).filter(|&c| c != ours).collect();
+        if others.is_empty() {
+            return None;
+        }
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        // SAFETY: cpu_set_t is plain data; sched_{get,set}affinity read or fill one of `size`
+        // bytes for the given thread or process, and fail (non-zero) without touching it.
+        unsafe {
+            let mut rest: libc::cpu_set_t = std::mem::zeroed();
+            for &c in &others {
+                libc::CPU_SET(c, &mut rest);
+            }
+            if libc::sched_setaffinity(other as libc::pid_t, size, &rest) != 0 {
+                return None;
+            }
+            let mut one: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(ours, &mut one);
+            let me = libc::gettid();
+            let mut saved = Vec::new();
+            // the calling thread first: its mask is the one for threads started meanwhile
+            for tid in std::iter::once(me).chain(own_threads().into_iter().filter(|&t| t != me)) {
+                let mut mask: libc::cpu_set_t = std::mem::zeroed();
+                if libc::sched_getaffinity(tid, size, &mut mask) == 0
+                    && libc::sched_setaffinity(tid, size, &one) == 0
+                {
+                    saved.push((tid, mask));
+                }
+            }
+            Some(Apart { saved })
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub fn new(_other: u32) -> Option<Apart> {
+        None
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Drop for Apart {
+    fn drop(&mut self) {
+        let Some(&(_, first)) = self.saved.first() else {
+            return;
+        };
+        for tid in own_threads() {
+            let mask = self
+                .saved
+                .iter()
+                .find(|(t, _)| *t == tid)
+                .map_or(first, |(_, m)| *m);
+            // SAFETY: as in `Apart::new`; a thread that has ended meanwhile fails harmlessly.
+            unsafe {
+                libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &mask);
+            }
+        }
+    }
+}
+
+/// The host's online cores (numbered from 0).
+#[cfg(target_os = "linux")]
+fn online_cpus() -> usize {
+    // SAFETY: sysconf reads a system value; -1 (unknown) becomes 0.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    n.max(0) as usize
+}
+
+/// The thread ids of this process.
+#[cfg(target_os = "linux")]
+fn own_threads() -> Vec<libc::pid_t> {
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,6 +237,48 @@ mod tests {
             round_trips: 10,
         };
         assert_eq!(h.cross_core_wakeup_ms(), 0.0);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn apart_holds_this_process_on_one_core_and_restores_it() {
+        let before = allowed_cpus().expect("this thread's mask");
+        if online_cpus() < 2 {
+            return;
+        }
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .expect("a child process");
+        let other_mask = |pid: u32| -> Vec<usize> {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+            let line = status
+                .lines()
+                .find(|l| l.starts_with("Cpus_allowed_list:"))
+                .unwrap()
+                .to_string();
+            line.split_whitespace()
+                .nth(1)
+                .unwrap()
+                .split(',')
+                .flat_map(|r| {
+                    let mut ends = r.split('-').map(|x| x.parse::<usize>().unwrap());
+                    let a = ends.next().unwrap();
+                    let z = ends.next().unwrap_or(a);
+                    a..=z
+                })
+                .collect()
+        };
+        {
+            let apart = Apart::new(child.id()).expect("our own child may be pinned");
+            assert_eq!(allowed_cpus().unwrap(), vec![before[0]]);
+            let others: Vec<usize> = (0..online_cpus()).filter(|&c| c != before[0]).collect();
+            assert_eq!(other_mask(child.id()), others);
+            drop(apart);
+        }
+        assert_eq!(allowed_cpus().unwrap(), before);
+        child.kill().ok();
+        child.wait().ok();
     }
 
     #[test]
