@@ -261,6 +261,7 @@ fn compare(a: CompareArgs) -> Result<()> {
         &tolerances,
         &a.projected.display().to_string(),
         &mname,
+        host_reference(&projected),
     );
     if c.points.is_empty() {
         return Err(UsageError(
@@ -280,6 +281,15 @@ fn compare(a: CompareArgs) -> Result<()> {
         return Err(ToleranceExceeded(c.tolerance_exceeded.len()).into());
     }
     Ok(())
+}
+
+/// The host's speed while the projection's model was calibrated: the model file the projected
+/// experiment names, when it can be read and holds the probe (a calibrated model).
+fn host_reference(projected: &report::Results) -> Option<crate::live::speed::Probe> {
+    let path = projected.resolved_experiment.get("model")?.as_str()?;
+    let text = std::fs::read_to_string(path).ok()?;
+    let model: serde_json::Value = serde_json::from_str(&text).ok()?;
+    report::compare::model_probe(&model)
 }
 
 fn check(a: CheckArgs) -> Result<()> {
@@ -710,6 +720,7 @@ fn validate(a: ValidateArgs) -> Result<()> {
         &tolerances,
         &a.out.join("projected.json").display().to_string(),
         &a.out.join("measured.json").display().to_string(),
+        host_reference(&projected),
     );
     let table = report::compare::render_table(&c);
     std::fs::write(a.out.join("comparison.txt"), &table)?;

@@ -25,6 +25,7 @@
 use super::admin::{self, Monitor, PoolsSample};
 use super::loadgen::{self, Db, Phase, RunOutput};
 use super::pg::{error_text, Endpoint, PgDb, APPLICATION_NAME, MONITOR_APPLICATION_NAME};
+use super::speed;
 use super::sql::{compile, LiveTx};
 use crate::experiment::{BouncerSpec, Invalid, PoolMode, Problem, Scenario, Target};
 use crate::report::{self, MetricOut, PointOut, Results};
@@ -548,6 +549,9 @@ async fn bench_async(plan: &Plan, warnings: &[Problem], opts: &Options) -> Resul
         bouncer_db: bouncer_db.clone(),
     };
 
+    // the host's speed before every replication and after a point's last (see `speed`)
+    let prober = speed::Prober::new();
+    let mut host_speed: Vec<Value> = Vec::new();
     let mut points_out = Vec::new();
     let mut interrupted = false;
     let n_points = plan.points.len();
@@ -556,6 +560,7 @@ async fn bench_async(plan: &Plan, warnings: &[Problem], opts: &Options) -> Resul
         let reps = reps_of(point);
         let mut records: Vec<RunRecord> = Vec::new();
         let mut point_errors: BTreeMap<String, (u64, String)> = BTreeMap::new();
+        let mut probes = Vec::new();
         for rep in 0..reps {
             if *stop_rx.borrow() {
                 interrupted = true;
@@ -607,6 +612,7 @@ async fn bench_async(plan: &Plan, warnings: &[Problem], opts: &Options) -> Resul
                     )),
                 }
             }
+            probes.push(prober.probe());
             let (phase_tx, phase_rx) = watch::channel(Phase::Starting);
             let settings = sc.bouncer.clone().filter(|_| needs(sc, Target::Bouncer));
             let sampler = tokio::spawn(sample(watchers, phase_rx, settings));
@@ -659,6 +665,14 @@ async fn bench_async(plan: &Plan, warnings: &[Problem], opts: &Options) -> Resul
             if interrupted {
                 break;
             }
+        }
+        if !probes.is_empty() {
+            probes.push(prober.probe());
+            host_speed.push(json!({
+                "index": point.index,
+                "probes": probes,
+                "mean": speed::mean(&probes),
+            }));
         }
         for (k, (n, msg)) in &point_errors {
             errors.push(format!(
@@ -762,6 +776,10 @@ async fn bench_async(plan: &Plan, warnings: &[Problem], opts: &Options) -> Resul
         }),
     );
     env.insert("machine".into(), opts.machine.clone());
+    env.insert(
+        "host_speed".into(),
+        json!({"method": speed::METHOD, "points": host_speed}),
+    );
     env.insert("started_unix_s".into(), json!(started));
     env.insert("interrupted".into(), json!(interrupted));
     env.insert("errors".into(), json!(errors));

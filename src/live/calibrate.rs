@@ -22,6 +22,7 @@ use super::behind;
 use super::fit::{self, DistFit, Fitted, SplitRegime, UslFit};
 use super::hop::{self, HopTimes};
 use super::pg::{error_text, Endpoint};
+use super::speed;
 use super::sql::{compile, LiveTx};
 use crate::experiment::load::{load_experiment, parse_file};
 use anyhow::{anyhow, bail, Context, Result};
@@ -1143,6 +1144,9 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
     // --- 1. provenance
     b.phase("provenance");
     let direct = connect(&pg, "PostgreSQL").await?;
+    // the host's speed while the calibration measures (see `speed`)
+    let prober = speed::Prober::new();
+    let mut host_probes = vec![prober.probe()];
     let mut prov = Map::new();
     prov.insert(
         "method".into(),
@@ -1458,6 +1462,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
     for tx in &txs {
         let cpu0 = backend_pid.and_then(cpu_seconds);
         b.phase("transactions at concurrency 1");
+        host_probes.push(prober.probe());
         let end = Instant::now() + share;
         let mut lat = Vec::new();
         let mut values = Vec::new();
@@ -1542,6 +1547,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
     // to back. A long statement pays more than a trivial round trip's wake-up (its CPU starts
     // with cold caches), so each type gets its own.
     b.phase("transactions after a pause");
+    host_probes.push(prober.probe());
     let path = bouncer_client.as_ref().unwrap_or(&direct);
     let path_name = if bouncer_client.is_some() {
         "through PgBouncer"
@@ -1681,6 +1687,9 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
     let mut points = Vec::new();
     for (li, &n) in lv.iter().enumerate() {
         b.phase("throughput against concurrency");
+        if li == 0 {
+            host_probes.push(prober.probe());
+        }
         while pool.len() < n {
             pool.push(Arc::new(connect(&pg, "PostgreSQL").await?));
         }
@@ -1916,6 +1925,16 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
 
     // --- 5. connection set-up
     b.phase("connection set-up");
+    host_probes.push(prober.probe());
+    prov.insert(
+        "host_speed".into(),
+        json!({
+            "method": speed::METHOD,
+            "when": "at the start, before each type's transactions at concurrency 1, before those after a pause, before the throughput sweep, and before the connection set-up",
+            "probes": host_probes,
+            "mean": speed::mean(&host_probes),
+        }),
+    );
     let backend = connect_costs(&pg, "PostgreSQL", 20, b.share(0.05), rtt).await?;
     let client_connect = match &bouncer {
         Some(bep) => Some(connect_costs(bep, "PgBouncer", 20, b.share(0.05), rtt).await?),

@@ -14,6 +14,7 @@ pub mod hop;
 pub mod loadgen;
 pub mod pg;
 pub mod pgbench;
+pub mod speed;
 pub mod sql;
 
 pub use pg::redact_url;

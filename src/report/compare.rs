@@ -6,6 +6,7 @@
 
 use super::{MetricOut, PointOut, Results};
 use crate::live::pgbench::PgbenchSummary;
+use crate::live::speed::Probe;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -29,6 +30,9 @@ pub struct Comparison {
     /// Points of the measured results with no projected point of the same parameters.
     pub unmatched: Vec<Map<String, Value>>,
     pub tolerance_exceeded: Vec<String>,
+    /// Points measured while the host ran more than [`HOST_DRIFT`] faster or slower than at
+    /// calibration (none when either side was not probed).
+    pub host_drifted: usize,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -36,6 +40,68 @@ pub struct PointComparison {
     pub params: Map<String, Value>,
     pub projected_index: usize,
     pub rows: Vec<Row>,
+    /// The host's speed around the point's measurement against the calibration's, when both
+    /// were probed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<HostDrift>,
+}
+
+/// A change in the host's speed of more than this fraction, either kind, is reported: beyond
+/// what the probe itself varies by on a quiet machine.
+pub const HOST_DRIFT: f64 = 0.15;
+
+/// The host's speed while a point was measured against while the model was calibrated.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq)]
+pub struct HostDrift {
+    pub calibration: Probe,
+    pub measurement: Probe,
+    /// measurement / calibration − 1 for the CPU probe: +0.3 means the same work took 30 %
+    /// longer while the point was measured.
+    pub cpu_change: f64,
+    pub memory_change: f64,
+    /// Either change beyond [`HOST_DRIFT`].
+    pub drifted: bool,
+}
+
+impl HostDrift {
+    pub fn new(calibration: Probe, measurement: Probe) -> HostDrift {
+        let ch = |m: f64, c: f64| if c > 0.0 { m / c - 1.0 } else { 0.0 };
+        let cpu_change = ch(measurement.cpu_ms, calibration.cpu_ms);
+        let memory_change = ch(measurement.memory_ms, calibration.memory_ms);
+        HostDrift {
+            calibration,
+            measurement,
+            cpu_change,
+            memory_change,
+            drifted: cpu_change.abs() > HOST_DRIFT || memory_change.abs() > HOST_DRIFT,
+        }
+    }
+}
+
+/// The mean host probe of each measured point (by index), from a measured document's
+/// `environment.host_speed`.
+fn measured_probes(measured: &Results) -> Vec<(usize, Probe)> {
+    let Some(points) = measured
+        .environment
+        .as_ref()
+        .and_then(|e| e.pointer("/host_speed/points"))
+        .and_then(Value::as_array)
+    else {
+        return Vec::new();
+    };
+    points
+        .iter()
+        .filter_map(|p| {
+            let i = p.get("index")?.as_u64()? as usize;
+            let m = serde_json::from_value(p.get("mean")?.clone()).ok()?;
+            Some((i, m))
+        })
+        .collect()
+}
+
+/// The calibration's mean host probe, from a model file's `provenance.host_speed`.
+pub fn model_probe(model: &Value) -> Option<Probe> {
+    serde_json::from_value(model.pointer("/provenance/host_speed/mean")?.clone()).ok()
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -136,7 +202,9 @@ pub fn compare(
     tolerances: &[(String, f64)],
     projected_name: &str,
     measured_name: &str,
+    host_reference: Option<Probe>,
 ) -> Comparison {
+    let probes = measured_probes(measured);
     let mut points = Vec::new();
     let mut unmatched = Vec::new();
     let single = measured.points.len() == 1
@@ -182,10 +250,15 @@ pub fn compare(
                 within_tolerance,
             });
         }
+        let host = host_reference.and_then(|c| {
+            let m = probes.iter().find(|(i, _)| *i == mp.index)?.1;
+            Some(HostDrift::new(c, m))
+        });
         points.push(PointComparison {
             params: mp.params.clone(),
             projected_index: pp.index,
             rows,
+            host,
         });
     }
     let summary = metrics
@@ -235,7 +308,12 @@ pub fn compare(
             })
         })
         .collect();
+    let host_drifted = points
+        .iter()
+        .filter(|p| p.host.is_some_and(|h| h.drifted))
+        .count();
     Comparison {
+        host_drifted,
         projected: projected_name.to_string(),
         measured: measured_name.to_string(),
         metrics: metrics.to_vec(),
@@ -341,6 +419,28 @@ pub fn render_table(c: &Comparison) -> Vec<u8> {
             s.points
         ));
     }
+    let drifted: Vec<&PointComparison> = c
+        .points
+        .iter()
+        .filter(|p| p.host.is_some_and(|h| h.drifted))
+        .collect();
+    if !drifted.is_empty() {
+        out.push_str(&format!(
+            "\nthe host's speed changed by more than {:.0} % against the calibration's while {} of {} point(s) were measured (the same work took this much longer; a miss there may be the machine's, not the model's):\n",
+            HOST_DRIFT * 100.0,
+            drifted.len(),
+            c.points.len()
+        ));
+        for p in drifted {
+            let h = p.host.expect("drifted");
+            out.push_str(&format!(
+                "  {}: CPU {:+.0} %, memory {:+.0} %\n",
+                params_text(&p.params),
+                h.cpu_change * 100.0,
+                h.memory_change * 100.0
+            ));
+        }
+    }
     if !c.unmatched.is_empty() {
         out.push_str(&format!(
             "\n{} measured point(s) have no projected point with the same parameters:\n",
@@ -443,8 +543,10 @@ mod tests {
             &[("throughput_rps".into(), 0.05)],
             "p",
             "m",
+            None,
         );
         assert_eq!(c.points.len(), 1);
+        assert!(c.points[0].host.is_none() && c.host_drifted == 0);
         assert_eq!(c.points[0].projected_index, 1);
         let thr = &c.points[0].rows[0];
         assert!((thr.rel_error.unwrap() - 10.0 / 190.0).abs() < 1e-12);
@@ -462,5 +564,52 @@ mod tests {
         let text = String::from_utf8(render_table(&c)).unwrap();
         assert!(text.contains("users=20"), "{text}");
         assert!(text.contains("tolerance exceeded"), "{text}");
+    }
+
+    #[test]
+    fn the_hosts_speed_is_set_against_the_calibrations_point_by_point() {
+        let proj = results(
+            vec![
+                point(json!({"users": 1}), (100.0, 98.0, 102.0), (5.0, 4.9, 5.1)),
+                point(json!({"users": 2}), (200.0, 196.0, 204.0), (8.0, 7.8, 8.2)),
+            ],
+            "simulated",
+        );
+        let mut meas = results(
+            vec![
+                point(json!({"users": 1}), (100.0, 98.0, 102.0), (5.0, 4.9, 5.1)),
+                point(json!({"users": 2}), (150.0, 140.0, 160.0), (9.0, 8.8, 9.2)),
+            ],
+            "measured",
+        );
+        meas.environment = Some(json!({"host_speed": {"points": [
+            {"index": 0, "mean": {"cpu_ms": 3.1, "memory_ms": 10.5}},
+            {"index": 1, "mean": {"cpu_ms": 3.0, "memory_ms": 14.0}},
+        ]}}));
+        let model =
+            json!({"provenance": {"host_speed": {"mean": {"cpu_ms": 3.0, "memory_ms": 10.0}}}});
+        let reference = model_probe(&model);
+        assert_eq!(
+            reference,
+            Some(Probe {
+                cpu_ms: 3.0,
+                memory_ms: 10.0
+            })
+        );
+        let metrics: Vec<String> = vec!["throughput_rps".into()];
+        let c = compare(&proj, &meas, &metrics, &[], "p", "m", reference);
+        let h0 = c.points[0].host.unwrap();
+        assert!(
+            (h0.cpu_change - 0.1 / 3.0).abs() < 1e-12 && (h0.memory_change - 0.05).abs() < 1e-12
+        );
+        assert!(!h0.drifted, "3 % and 5 %: within the probe's own spread");
+        let h1 = c.points[1].host.unwrap();
+        assert!((h1.memory_change - 0.4).abs() < 1e-12 && h1.drifted);
+        assert_eq!(c.host_drifted, 1);
+        let text = String::from_utf8(render_table(&c)).unwrap();
+        assert!(text.contains("users=2: CPU +0 %, memory +40 %"), "{text}");
+        // without a reference (an uncalibrated model) nothing is said about the host
+        let c = compare(&proj, &meas, &metrics, &[], "p", "m", None);
+        assert!(c.points.iter().all(|p| p.host.is_none()) && c.host_drifted == 0);
     }
 }
