@@ -4,12 +4,14 @@
 #   scripts/comparison-table.py validation/comparison.json
 # Points where both sides failed more than 99 % of their requests have (almost) no successful
 # request: their throughput and P95 are not compared (shown as "-"), only their failures.
+# The last column is the host's speed probe while the point was measured against the
+# calibration's (the same work took this much longer), when both were probed.
 import json, sys
 
 c = json.load(open(sys.argv[1]))
-print("| workload | PgBouncer pool | load | throughput projected | measured | error | P95 projected (ms) | measured | error | failures projected | measured |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
-errs, perrs, worst_t, worst_p, fail_miss = [], [], [], [], []
+print("| workload | PgBouncer pool | load | throughput projected | measured | error | P95 projected (ms) | measured | error | failures projected | measured | host vs calibration (CPU / memory) |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+errs, perrs, worst_t, worst_p, fail_miss, drifted = [], [], [], [], [], []
 for p in c['points']:
     pr = p['params']
     tx = pr['workload.transactions'][0]['name']
@@ -36,9 +38,13 @@ for p in c['points']:
     fmt = lambda m: f"{m['mean']:.0f}" + (f" ± {m['half_width']:.0f}" if m.get('half_width') else "")
     fmtl = lambda m: f"{m['mean']:.2f}" + (f" ± {m['half_width']:.2f}" if m.get('half_width') else "")
     pct = lambda x: '-' if x is None else f'{100 * x:+.1f} %'
+    h = p.get('host')
+    host = '-' if h is None else f"{100 * h['cpu_change']:+.0f} % / {100 * h['memory_change']:+.0f} %"
+    if h is not None and h['drifted']:
+        drifted.append(name)
     print(f"| {tx} | {ps} | {load} | {fmt(t['projected'])} | {fmt(t['measured'])} | {pct(e)} "
           f"| {fmtl(l['projected'])} | {fmtl(l['measured'])} | {pct(pe)} "
-          f"| {100 * fp:.1f} % | {100 * fm:.1f} % |")
+          f"| {100 * fp:.1f} % | {100 * fm:.1f} % | {host} |")
 errs.sort()
 perrs.sort()
 med = lambda v: (v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2) if v else float('nan')
@@ -47,3 +53,4 @@ print(f"\nMedian |error|: throughput {100 * med(errs):.1f} % (worst {100 * errs[
 print(f"Throughput beyond 10 %: {len(worst_t)}" + (": " + "; ".join(worst_t) if worst_t else ""))
 print(f"P95 beyond 30 %: {len(worst_p)}" + (": " + "; ".join(worst_p) if worst_p else ""))
 print(f"Failures (> 1 %) on one side only: {len(fail_miss)}" + (": " + "; ".join(fail_miss) if fail_miss else ""))
+print(f"Host more than 15 % faster or slower than at calibration: {len(drifted)}" + (": " + "; ".join(drifted) if drifted else ""))
