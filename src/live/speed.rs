@@ -22,7 +22,7 @@ const WALK_STEPS: usize = 100_000;
 /// Timed chunks of each kind per probe.
 const CHUNKS: usize = 4;
 
-/// One probe: milliseconds per chunk of each kind (the mean over [`CHUNKS`] chunks).
+/// One probe: milliseconds per chunk of each kind (the mean over four chunks).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Probe {
     pub cpu_ms: f64,
