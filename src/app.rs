@@ -283,6 +283,14 @@ fn compare(a: CompareArgs) -> Result<()> {
     Ok(())
 }
 
+/// The warnings of a calibration's summary, one per line.
+fn calibration_warnings(summary: &str) -> impl Iterator<Item = &str> {
+    summary
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("warning:"))
+}
+
 /// The host's speed while the projection's model was calibrated: the model file the projected
 /// experiment names, when it can be read and holds the probe (a calibrated model).
 fn host_reference(projected: &report::Results) -> Option<crate::live::speed::Probe> {
@@ -665,6 +673,11 @@ fn validate(a: ValidateArgs) -> Result<()> {
             bytes.push(b'\n');
             std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
             std::fs::write(a.out.join("calibration.txt"), cal.summary.as_bytes())?;
+            // the calibration's own warnings (a co-located reference, a scale at its bound)
+            // would otherwise stay in calibration.txt, behind a comparison they explain
+            for w in calibration_warnings(&cal.summary) {
+                eprintln!("validate: calibration {w}");
+            }
             path
         }
     };
@@ -741,4 +754,23 @@ fn validate(a: ValidateArgs) -> Result<()> {
         return Err(ToleranceExceeded(c.tolerance_exceeded.len()).into());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::calibration_warnings;
+
+    #[test]
+    fn a_calibrations_warnings_are_its_lines_that_start_with_warning() {
+        let summary = "round trip: 0.08 ms\n    warning: the direct SELECT 1 stayed below 1/3 of the same through PgBouncer\ntransaction mixed: no warning here\n    warning: the scale is at its bound\n";
+        let w: Vec<&str> = calibration_warnings(summary).collect();
+        assert_eq!(
+            w,
+            [
+                "warning: the direct SELECT 1 stayed below 1/3 of the same through PgBouncer",
+                "warning: the scale is at its bound"
+            ]
+        );
+        assert_eq!(calibration_warnings("all well\n").count(), 0);
+    }
 }
