@@ -647,9 +647,13 @@ pub const MIN_DIST_SAMPLES: usize = 10;
 /// [`best_fit`] falls back to an empirical table when the best family's KS p-value is below this.
 pub const NO_FIT_P_VALUE: f64 = 0.01;
 
-/// Probabilities of the empirical quantile table.
-pub const EMPIRICAL_PROBABILITIES: [f64; 12] = [
-    0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 1.0,
+/// Probabilities of the empirical quantile table. The tail is finer than the body: between
+/// two levels the table interpolates linearly, and with only 0.99 and 0.999 a few stalls among
+/// thousands of samples (run 38: three of 2,500 round trips of 1.3–2.4 ms where the 99th
+/// percentile was 0.14 ms) spread 0.9 % of the mass evenly up to the stalls, which a
+/// transaction of five round trips meets at its own 95th percentile.
+pub const EMPIRICAL_PROBABILITIES: [f64; 14] = [
+    0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.998, 0.999, 1.0,
 ];
 
 /// Above this shape the gamma CDF is evaluated with the Wilson–Hilferty approximation (error far
@@ -1601,7 +1605,10 @@ mod tests {
         assert!(quantiles.windows(2).all(|w| w[0].1 <= w[1].1));
         let min = samples.iter().copied().fold(f64::INFINITY, f64::min);
         let max = samples.iter().copied().fold(0.0, f64::max);
-        assert_eq!((quantiles[0].1, quantiles[11].1), (min, max));
+        assert_eq!(
+            (quantiles[0].1, quantiles[quantiles.len() - 1].1),
+            (min, max)
+        );
         assert!(quantiles[5].1 < 2.0 && quantiles[9].1 > 15.0);
         // Every family was rejected.
         assert!(fit_all(&samples).unwrap().iter().all(|f| f.ks_p < 1e-6));
