@@ -708,6 +708,15 @@ fn first(rows: &[Map<String, Value>], col: &str) -> Option<String> {
     rows.first()?.get(col)?.as_str().map(str::to_string)
 }
 
+/// The pid of `client`'s backend.
+async fn backend_pid_of(client: &Client) -> Option<u32> {
+    rows(client, "SELECT pg_backend_pid()::text AS pid")
+        .await
+        .ok()
+        .and_then(|r| first(&r, "pid"))
+        .and_then(|p| p.parse().ok())
+}
+
 /// One reference `SELECT 1` on `direct`, then one on `via` (PgBouncer) when given; ms.
 async fn select1_pair(direct: &Client, via: Option<&Client>) -> Result<(f64, Option<f64>)> {
     let one = timed(direct, "SELECT 1")
@@ -1238,11 +1247,8 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
     let (mut direct_rtts, via) = select1(&direct, bc.as_ref(), 400, b.share(0.05), b).await?;
     // with the server on this host, its backends' own CPU time, from /proc
     let backend_pid: Option<u32> = if is_loopback(&pg) {
-        rows(&direct, "SELECT pg_backend_pid()::text AS pid")
+        backend_pid_of(&direct)
             .await
-            .ok()
-            .and_then(|r| first(&r, "pid"))
-            .and_then(|p| p.parse().ok())
             .filter(|pid| cpu_seconds(*pid).is_some())
     } else {
         None
@@ -1253,6 +1259,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
     let cpu0 = backend_pid.and_then(cpu_seconds);
     let (own0, host0) = (own_cpu_seconds(), host_busy_seconds());
     let (hot, _) = select1(&direct, None, 3000, b.share(0.04), b).await?;
+    // CPU ms per round trip between two readings of a CPU clock (s) over `n` round trips
     let per_rt = |a: Option<f64>, z: Option<f64>, n: usize| match (a, z) {
         (Some(a), Some(z)) => Some((z - a).max(0.0) * 1000.0 / n.max(1) as f64),
         _ => None,
@@ -1260,10 +1267,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
     let own_direct = per_rt(own0, own_cpu_seconds(), hot.len());
     let host_direct = per_rt(host0, host_busy_seconds(), hot.len());
     let hot_rtt = median(&hot);
-    let trivial_cpu = match (cpu0, backend_pid.and_then(cpu_seconds)) {
-        (Some(a), Some(z)) => Some((z - a).max(0.0) * 1000.0 / hot.len().max(1) as f64),
-        _ => None,
-    };
+    let trivial_cpu = per_rt(cpu0, backend_pid.and_then(cpu_seconds), hot.len());
     let mut hot_via = Vec::new();
     let (mut own_via, mut host_via) = (None, None);
     let mut summary = String::new();
@@ -1525,12 +1529,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         if colocated(&after_tx, &via_after_tx) && backend_pid.is_some() {
             b.phase("round trips, client and backend apart");
             let fresh = connect(&pg, "PostgreSQL").await?;
-            let pid = rows(&fresh, "SELECT pg_backend_pid()::text AS pid")
-                .await
-                .ok()
-                .and_then(|r| first(&r, "pid"))
-                .and_then(|p| p.parse::<u32>().ok());
-            if let Some(apart) = pid.and_then(hop::Apart::new) {
+            if let Some(apart) = backend_pid_of(&fresh).await.and_then(hop::Apart::new) {
                 let (a, v) = references(&fresh, bc, &txs, &mut rng, b.share(0.02)).await?;
                 drop(apart);
                 if !a.is_empty() {

@@ -112,11 +112,22 @@ fn allowed_cpus() -> Option<Vec<usize>> {
 /// Pin the calling thread to core `cpu`.
 #[cfg(target_os = "linux")]
 fn pin(cpu: usize) -> bool {
+    let set = cpu_set(&[cpu]);
     // SAFETY: as above; sched_setaffinity(0, ..) applies to the calling thread only.
+    unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0 }
+}
+
+/// The affinity mask of the cores `cpus`.
+#[cfg(target_os = "linux")]
+fn cpu_set(cpus: &[usize]) -> libc::cpu_set_t {
+    // SAFETY: cpu_set_t is plain data, all zeroes the empty set; CPU_SET sets bits of it
+    // (bounds-checked: the cores come from this host's mask or its count, below CPU_SETSIZE).
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+        for &c in cpus {
+            libc::CPU_SET(c, &mut set);
+        }
+        set
     }
 }
 
@@ -126,8 +137,8 @@ fn pin(_cpu: usize) -> bool {
 }
 
 /// This process's threads held on one core (the first this thread may run on) and another
-/// process (a backend) on the host's other cores, until dropped: a client and a server that the kernel kept on one core measure a round trip
-/// the workload never runs in. Dropping restores every thread of this process to the mask it
+/// process (a backend) on the host's other cores, until dropped: a client and a server that the
+/// kernel kept on one core measure a round trip the workload never runs in. Dropping restores every thread of this process to the mask it
 /// had (threads started meanwhile to the calling thread's); the other process keeps its mask,
 /// which ends with it.
 pub struct Apart {
@@ -148,16 +159,11 @@ impl Apart {
         let size = std::mem::size_of::<libc::cpu_set_t>();
         // SAFETY: cpu_set_t is plain data; sched_{get,set}affinity read or fill one of `size`
         // bytes for the given thread or process, and fail (non-zero) without touching it.
+        let (rest, one) = (cpu_set(&others), cpu_set(&[ours]));
         unsafe {
-            let mut rest: libc::cpu_set_t = std::mem::zeroed();
-            for &c in &others {
-                libc::CPU_SET(c, &mut rest);
-            }
             if libc::sched_setaffinity(other as libc::pid_t, size, &rest) != 0 {
                 return None;
             }
-            let mut one: libc::cpu_set_t = std::mem::zeroed();
-            libc::CPU_SET(ours, &mut one);
             let me = libc::gettid();
             let mut saved = Vec::new();
             // the calling thread first: its mask is the one for threads started meanwhile
