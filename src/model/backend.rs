@@ -543,6 +543,7 @@ mod tests {
             cpu_scheduling: CpuScheduling::Shared,
             cross_core_wakeup: None,
             response_behind_statement: 0.0,
+            behind_at_most: None,
             backend_start: Dist::ZERO,
             statement_timeout: None,
         }
