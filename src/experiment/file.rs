@@ -275,11 +275,6 @@ pub struct PostgresFile {
     /// running backend keeps that core. Absent: 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_behind_statement: Option<f64>,
-    /// The longest a thread stays behind a running statement (`response_behind_statement`),
-    /// ms: the kernel's time slice, after which the woken thread gets the core even if the
-    /// statement still runs. Absent: until the statement ends.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub behind_at_most_ms: Option<f64>,
     /// Cost of starting a backend for a new connection (fork, auth, catalog cache).
     pub backend_start: Option<DurationSpec>,
     pub statement_timeout_ms: Option<f64>,

@@ -299,9 +299,6 @@ pub struct PgSpec {
     /// Probability that a response to an app on this host, leaving while other statements run,
     /// waits for one of them to end (0: never).
     pub response_behind_statement: f64,
-    /// The longest such a wait lasts (the kernel's time slice); `None`: until the statement
-    /// ends.
-    pub behind_at_most: Option<SimDuration>,
     pub backend_start: Dist,
     pub statement_timeout: Option<SimDuration>,
 }

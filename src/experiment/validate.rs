@@ -359,9 +359,6 @@ pub fn validate(f: &mut ExperimentFile) -> Result<(Scenario, Vec<Problem>), Inva
             "set postgres.cores to the host's core count (1 or more), or remove response_behind_statement",
         );
     }
-    let behind_at_most = p
-        .behind_at_most_ms
-        .map(|x| v.ms("postgres.behind_at_most_ms", x));
     if reserved >= max_connections {
         v.err(
             "postgres.superuser_reserved_connections",
@@ -386,7 +383,6 @@ pub fn validate(f: &mut ExperimentFile) -> Result<(Scenario, Vec<Problem>), Inva
         cpu_scheduling,
         cross_core_wakeup,
         response_behind_statement,
-        behind_at_most,
         backend_start: backend_start.clone(),
         statement_timeout,
     };

@@ -14,16 +14,6 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-/// The longest a woken thread stays behind a running statement on Linux with `cores` cores, ms
-/// (`postgres.behind_at_most_ms`): the scheduler's base slice, 0.75 ms × (1 + log2 min(cores,
-/// 8)) by default (`sysctl_sched_base_slice` under EEVDF, `sched_min_granularity` before it,
-/// both scaled by the same logarithmic factor). A statement that runs longer is preempted for
-/// the woken thread once its slice is over; a shorter one ends first.
-pub fn scheduler_slice_ms(cores: u32) -> f64 {
-    let n = cores.clamp(1, 8);
-    0.75 * (1 + n.ilog2()) as f64
-}
-
 /// The statement's target length at concurrency 1, ms (a short CPU-bound statement).
 const TARGET_MS: f64 = 1.0;
 /// Rows of the statement before it is tuned to [`TARGET_MS`].
@@ -285,12 +275,6 @@ mod tests {
         let exp = 60.0 * 10.0 / 30.0;
         assert!((b.expected_by_spread - exp).abs() < 1e-9);
         assert!((b.probability - (30.0 - exp) / (60.0 - exp)).abs() < 1e-12);
-    }
-
-    #[test]
-    fn the_slice_grows_with_the_log_of_the_cores_up_to_eight() {
-        let s: Vec<f64> = [0, 1, 2, 3, 4, 8, 64].map(scheduler_slice_ms).to_vec();
-        assert_eq!(s, vec![0.75, 0.75, 1.5, 1.5, 2.25, 3.0, 3.0]);
     }
 
     #[test]

@@ -328,8 +328,6 @@ pub struct ModelInputs {
     pub app_on_postgres_host: bool,
     /// `postgres.response_behind_statement`: measured on this host when the server runs on it.
     pub response_behind_statement: Option<f64>,
-    /// `postgres.behind_at_most_ms`: the scheduler's slice on this host, with the probability.
-    pub behind_at_most_ms: Option<f64>,
 }
 
 /// The model file document.
@@ -380,9 +378,6 @@ pub fn build_model(m: &ModelInputs) -> Value {
     }
     if let Some(p) = m.response_behind_statement.filter(|&p| p > 0.0) {
         pg.insert("response_behind_statement".into(), json!(sig4(p)));
-        if let Some(x) = m.behind_at_most_ms {
-            pg.insert("behind_at_most_ms".into(), json!(sig4(x)));
-        }
     }
     let mut bouncer = Map::new();
     if let Some((hop, cpu)) = m.bouncer {
@@ -1452,9 +1447,6 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
                 "first_response_held": x.held,
                 "held_by_the_lone_spread": sig4(x.expected_by_spread),
                 "probability": sig4(x.probability),
-                "at_most_ms": sig4(behind::scheduler_slice_ms(cores as u32)),
-                "at_most_note": "the scheduler's default base slice for this many cores (0.75 ms × (1 + log2 min(cores, 8))): a woken thread gets the core once the running statement's slice is over",
-                "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").ok().map(|s| s.trim().to_string()),
                 "pause_ms": behind::PAUSE.as_millis() as u64,
                 "method": "two connections on the workload's path run a CPU-bound statement of about a millisecond after a pause; in two rounds of three the second starts while the first runs. A first response that ends nearer to the second's end than to the lone median counts as held behind the second statement; the share held, less what the lone rounds' spread alone explains, is the probability that a response to an app on this host waits for a running statement to end",
             }),
@@ -2078,7 +2070,6 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         cross_core_wakeup: hop.as_ref().map(HopTimes::cross_core_wakeup_ms),
         app_on_postgres_host: backend_pid.is_some(),
         response_behind_statement: behind.map(|x| x.probability),
-        behind_at_most_ms: behind.map(|_| behind::scheduler_slice_ms(cores as u32)),
     };
     let model = build_model(&inputs);
 
@@ -2195,8 +2186,8 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         Some(x) => {
             let _ = writeln!(
                 s,
-                "responses behind a running statement: {} of {} overlapping pairs held ({:.1} expected from the lone rounds' spread) → response_behind_statement {:.3}, for at most the scheduler's slice of {} ms",
-                x.held, x.pairs, x.expected_by_spread, x.probability, behind::scheduler_slice_ms(cores as u32)
+                "responses behind a running statement: {} of {} overlapping pairs held ({:.1} expected from the lone rounds' spread) → response_behind_statement {:.3}",
+                x.held, x.pairs, x.expected_by_spread, x.probability
             );
         }
         None if backend_pid.is_some() => {
@@ -2813,7 +2804,6 @@ mod tests {
             cross_core_wakeup: Some(0.031),
             app_on_postgres_host: true,
             response_behind_statement: Some(0.42),
-            behind_at_most_ms: Some(1.5),
         }
     }
 
@@ -2834,7 +2824,6 @@ mod tests {
         );
         assert_eq!(d["app"]["on_postgres_host"], true);
         assert_eq!(d["postgres"]["response_behind_statement"], 0.42);
-        assert_eq!(d["postgres"]["behind_at_most_ms"], 1.5);
         // concurrency 1's 0.02 ms: 0.005 per query and two wake-ups of 0.0075
         assert_eq!(d["pgbouncer"]["cpu_per_query"], json!({"const_ms": 0.005}));
         assert_eq!(

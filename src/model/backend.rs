@@ -543,7 +543,6 @@ mod tests {
             cpu_scheduling: CpuScheduling::Shared,
             cross_core_wakeup: None,
             response_behind_statement: 0.0,
-            behind_at_most: None,
             backend_start: Dist::ZERO,
             statement_timeout: None,
         }

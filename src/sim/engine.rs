@@ -1780,14 +1780,10 @@ impl<'a> Sim<'a> {
             work = work + b.cpu_per_wakeup.sample(&mut self.r.bouncer);
         }
         let mut start = arrive.max(free);
-        // on the database host, a woken thread may stay behind a running statement, like an
-        // app's (`postgres.response_behind_statement`); otherwise, landing on an idle core while
-        // another runs, it waits for that core to be woken (the host as it is when the message
-        // leaves)
+        // on the database host, a woken thread that lands on an idle core while another runs
+        // waits for that core to be woken (the host as it is when the message leaves)
         if woken && b.on_postgres_host {
-            if let Some(d) = self.behind_a_statement() {
-                start = start.max(self.now + d);
-            } else if let Some(d) = self.waking_core(0, None) {
+            if let Some(d) = self.waking_core(0, None) {
                 start += d.sample(&mut self.r.bouncer);
             }
         }
@@ -1964,11 +1960,10 @@ impl<'a> Sim<'a> {
         let q = &mut self.reqs[r as usize];
         q.error = error;
         let seq = q.seq;
-        // a response that finds PgBouncer's thread idle wakes it up too (which costs CPU, and
-        // on the database host may find a statement on the core it lands on)
+        // a response that finds PgBouncer's thread idle wakes it up too
         let mut sent = self.now;
         if self.bouncer_up
-            && (!b.cpu_per_wakeup.is_zero() || b.on_postgres_host)
+            && !b.cpu_per_wakeup.is_zero()
             && self.bpools[proc as usize].cpu_free <= self.now
         {
             sent = self.bouncer_work(proc, self.now, SimDuration::ZERO);
@@ -1990,28 +1985,17 @@ impl<'a> Sim<'a> {
         if !self.sc.app.on_postgres_host {
             return SimDuration::ZERO;
         }
-        if let Some(d) = self.behind_a_statement() {
-            return d;
+        let behind = self.sc.primary.response_behind_statement;
+        if behind > 0.0 && self.r.behind.random::<f64>() < behind {
+            let pg = &self.pgs[0];
+            if let Some(d) = pg.time_to_end_of_a_statement(self.now, &mut self.r.behind) {
+                return d;
+            }
         }
         match self.waking_core(0, bouncer_sent) {
             Some(d) => d.sample(&mut self.r.wakeup),
             None => SimDuration::ZERO,
         }
-    }
-
-    /// A thread woken now on the primary's host stays behind a running statement (one drawn at
-    /// random) until it ends or the scheduler's slice is over (`postgres.behind_at_most_ms`),
-    /// with probability `postgres.response_behind_statement`: how long.
-    fn behind_a_statement(&mut self) -> Option<SimDuration> {
-        let behind = self.sc.primary.response_behind_statement;
-        if behind > 0.0 && self.r.behind.random::<f64>() < behind {
-            let d = self.pgs[0].time_to_end_of_a_statement(self.now, &mut self.r.behind)?;
-            return Some(match self.sc.primary.behind_at_most {
-                Some(cap) => d.min(cap),
-                None => d,
-            });
-        }
-        None
     }
 
     /// Server `pg`'s spec (0 the primary, then the replicas).
