@@ -275,6 +275,12 @@ pub struct PostgresFile {
     /// running backend keeps that core. Absent: 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_behind_statement: Option<f64>,
+    /// The kernel's time slice, ms: a thread woken on this host while every core runs a
+    /// statement (PgBouncer's, an app's on the host) waits for the statement on its core to end
+    /// or for this long, whichever is shorter. Absent: Linux's default base slice for
+    /// `cores`, 0.75 ms × (1 + log2 min(cores, 8)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduler_slice_ms: Option<f64>,
     /// Cost of starting a backend for a new connection (fork, auth, catalog cache).
     pub backend_start: Option<DurationSpec>,
     pub statement_timeout_ms: Option<f64>,

@@ -299,8 +299,18 @@ pub struct PgSpec {
     /// Probability that a response to an app on this host, leaving while other statements run,
     /// waits for one of them to end (0: never).
     pub response_behind_statement: f64,
+    /// The longest a thread woken on this host waits for a core while every core runs a
+    /// statement (`postgres.scheduler_slice_ms`).
+    pub scheduler_slice: SimDuration,
     pub backend_start: Dist,
     pub statement_timeout: Option<SimDuration>,
+}
+
+/// Linux's default base time slice on a host with `cores` cores, ms: 0.75 ms scaled by
+/// 1 + log2 of the cores (at most 8), the kernel's default `SCHED_TUNABLESCALING_LOG`
+/// (`sysctl_sched_base_slice`, before EEVDF `sched_min_granularity`).
+pub fn default_scheduler_slice_ms(cores: u32) -> f64 {
+    0.75 * (1 + cores.clamp(1, 8).ilog2()) as f64
 }
 
 /// `postgres.cpu_scheduling`: how PostgreSQL's cores are shared among running statements.

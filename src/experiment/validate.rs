@@ -359,6 +359,19 @@ pub fn validate(f: &mut ExperimentFile) -> Result<(Scenario, Vec<Problem>), Inva
             "set postgres.cores to the host's core count (1 or more), or remove response_behind_statement",
         );
     }
+    let scheduler_slice = match p.scheduler_slice_ms {
+        Some(x) if !x.is_finite() || x <= 0.0 => {
+            v.err(
+                "postgres.scheduler_slice_ms",
+                x,
+                "must be a positive number of milliseconds",
+                "give the kernel's time slice, such as 1.5, or remove it for Linux's default",
+            );
+            SimDuration::ZERO
+        }
+        Some(x) => SimDuration::from_ms_f64(x),
+        None => SimDuration::from_ms_f64(super::default_scheduler_slice_ms(cores)),
+    };
     if reserved >= max_connections {
         v.err(
             "postgres.superuser_reserved_connections",
@@ -383,6 +396,7 @@ pub fn validate(f: &mut ExperimentFile) -> Result<(Scenario, Vec<Problem>), Inva
         cpu_scheduling,
         cross_core_wakeup,
         response_behind_statement,
+        scheduler_slice,
         backend_start: backend_start.clone(),
         statement_timeout,
     };
@@ -1259,6 +1273,21 @@ mod tests {
         let p = &err.0[0];
         assert_eq!(p.path, "postgres.cross_core_wakeup");
         assert!(p.hint.contains("postgres.cores"), "{err}");
+
+        // the kernel's time slice: Linux's default for the cores unless given, and positive
+        let slice = |pg| check(doc(pg)).map(|(sc, _)| sc.primary.scheduler_slice.as_ms_f64());
+        assert_eq!(slice(json!({"cores": 1})).unwrap(), 0.75);
+        assert_eq!(slice(json!({"cores": 2})).unwrap(), 1.5);
+        assert_eq!(slice(json!({"cores": 64})).unwrap(), 3.0);
+        assert_eq!(
+            slice(json!({"cores": 2, "scheduler_slice_ms": 4})).unwrap(),
+            4.0
+        );
+        for bad in [0.0, -1.0] {
+            let err = slice(json!({"cores": 2, "scheduler_slice_ms": bad})).unwrap_err();
+            assert_eq!(err.0[0].path, "postgres.scheduler_slice_ms", "{err}");
+            assert!(err.to_string().contains("positive"), "{err}");
+        }
 
         // a response behind a running statement: a probability, on a host with cores
         let (sc, _) = check(doc(json!({"cores": 2, "response_behind_statement": 0.5}))).unwrap();

@@ -372,6 +372,9 @@ pub fn build_model(m: &ModelInputs) -> Value {
     }
     if m.per_core {
         pg.insert("cpu_scheduling".into(), json!("per_core"));
+        // written out, so that the model says what it assumes of this host's kernel
+        let slice = crate::experiment::default_scheduler_slice_ms(m.cores as u32);
+        pg.insert("scheduler_slice_ms".into(), json!(slice));
     }
     if let Some(x) = m.cross_core_wakeup.filter(|&x| x > 0.0) {
         pg.insert("cross_core_wakeup".into(), json!({"const_ms": sig4(x)}));
@@ -1411,6 +1414,16 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         None
     };
     b.tick();
+    if backend_pid.is_some() {
+        prov.insert(
+            "scheduler_slice".into(),
+            json!({
+                "ms": crate::experiment::default_scheduler_slice_ms(cores as u32),
+                "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").ok().map(|s| s.trim().to_string()),
+                "method": "not measured: Linux's default base slice for this many cores, 0.75 ms × (1 + log2 min(cores, 8)); the longest a thread woken while every core runs a statement waits for one of them",
+            }),
+        );
+    }
     if let Some(h) = &hop {
         prov.insert(
             "cross_core_wakeup".into(),
@@ -2824,6 +2837,7 @@ mod tests {
         );
         assert_eq!(d["app"]["on_postgres_host"], true);
         assert_eq!(d["postgres"]["response_behind_statement"], 0.42);
+        assert_eq!(d["postgres"]["scheduler_slice_ms"], 1.5);
         // concurrency 1's 0.02 ms: 0.005 per query and two wake-ups of 0.0075
         assert_eq!(d["pgbouncer"]["cpu_per_query"], json!({"const_ms": 0.005}));
         assert_eq!(

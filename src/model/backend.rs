@@ -543,6 +543,7 @@ mod tests {
             cpu_scheduling: CpuScheduling::Shared,
             cross_core_wakeup: None,
             response_behind_statement: 0.0,
+            scheduler_slice: SimDuration::from_ms_f64(1.5),
             backend_start: Dist::ZERO,
             statement_timeout: None,
         }

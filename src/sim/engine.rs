@@ -1780,10 +1780,13 @@ impl<'a> Sim<'a> {
             work = work + b.cpu_per_wakeup.sample(&mut self.r.bouncer);
         }
         let mut start = arrive.max(free);
-        // on the database host, a woken thread that lands on an idle core while another runs
-        // waits for that core to be woken (the host as it is when the message leaves)
+        // on the database host, a woken thread finds the cores as the message leaves: with a
+        // statement on every core it waits until one of them (drawn at random) ends; landing
+        // on an idle core while another runs, it waits for that core to be woken
         if woken && b.on_postgres_host {
-            if let Some(d) = self.waking_core(0, None) {
+            if let Some(d) = self.every_core_runs_a_statement(true) {
+                start = start.max(self.now + d);
+            } else if let Some(d) = self.waking_core(0, None) {
                 start += d.sample(&mut self.r.bouncer);
             }
         }
@@ -1796,6 +1799,27 @@ impl<'a> Sim<'a> {
             self.host_load(work);
         }
         done
+    }
+
+    /// With a statement on every one of the primary's cores, how long a thread woken now on
+    /// that host (PgBouncer's when `bouncer`, else the app's) waits for a core: until the
+    /// statement on the core it lands on (one drawn at random) ends, or that statement's time
+    /// slice is over (`postgres.scheduler_slice_ms`), whichever comes first. PgBouncer's own
+    /// work is not a statement: it is the thread in question. `None` with a core free of
+    /// statements, or without a number of cores.
+    fn every_core_runs_a_statement(&mut self, bouncer: bool) -> Option<SimDuration> {
+        let pg = &self.pgs[0];
+        if pg.cores().is_none() || pg.partly_busy(0) {
+            return None;
+        }
+        let slice = self.sc.primary.scheduler_slice;
+        let rng = if bouncer {
+            &mut self.r.bouncer
+        } else {
+            &mut self.r.behind
+        };
+        pg.time_to_end_of_a_statement(self.now, rng)
+            .map(|d| d.min(slice))
     }
 
     /// PgBouncer's work on the primary's host takes its share of the same cores: a job of
@@ -1960,10 +1984,11 @@ impl<'a> Sim<'a> {
         let q = &mut self.reqs[r as usize];
         q.error = error;
         let seq = q.seq;
-        // a response that finds PgBouncer's thread idle wakes it up too
+        // a response that finds PgBouncer's thread idle wakes it up too (which costs CPU, and
+        // on the database host finds the cores as they are)
         let mut sent = self.now;
         if self.bouncer_up
-            && !b.cpu_per_wakeup.is_zero()
+            && (!b.cpu_per_wakeup.is_zero() || b.on_postgres_host)
             && self.bpools[proc as usize].cpu_free <= self.now
         {
             sent = self.bouncer_work(proc, self.now, SimDuration::ZERO);
@@ -1975,8 +2000,9 @@ impl<'a> Sim<'a> {
         );
     }
 
-    /// A response on its way to an app on the database host wakes the app's thread. While
-    /// statements run, the thread may stay behind one of them until it ends
+    /// A response on its way to an app on the database host wakes the app's thread. With a
+    /// statement on every core it waits for a core (`every_core_runs_a_statement`); with a core
+    /// free, it may still stay behind a running statement until it ends
     /// (`postgres.response_behind_statement`, one running statement drawn at random);
     /// otherwise, while some but not all cores run one, it takes an idle core, which must be
     /// woken first (`postgres.cross_core_wakeup`); a response PgBouncer sent at `bouncer_sent`
@@ -1984,6 +2010,9 @@ impl<'a> Sim<'a> {
     fn client_wake(&mut self, bouncer_sent: Option<SimTime>) -> SimDuration {
         if !self.sc.app.on_postgres_host {
             return SimDuration::ZERO;
+        }
+        if let Some(d) = self.every_core_runs_a_statement(false) {
+            return d;
         }
         let behind = self.sc.primary.response_behind_statement;
         if behind > 0.0 && self.r.behind.random::<f64>() < behind {
