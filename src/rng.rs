@@ -37,7 +37,9 @@ pub enum Stream {
     /// (`postgres.cpu_scheduling: per_core`); one generator per server, see [`stream_of`].
     CpuPlacement = 16,
     /// Whether a response to an app on the database host waits behind a running statement
-    /// (`postgres.response_behind_statement`), and behind which.
+    /// (`postgres.response_behind_statement`), and behind which; with every core running a
+    /// statement, the one whose core the app's thread waits for. PgBouncer's thread draws
+    /// that from `Bouncer`.
     BehindStatement = 17,
 }
 

@@ -1781,8 +1781,9 @@ impl<'a> Sim<'a> {
         }
         let mut start = arrive.max(free);
         // on the database host, a woken thread finds the cores as the message leaves: with a
-        // statement on every core it waits until one of them (drawn at random) ends; landing
-        // on an idle core while another runs, it waits for that core to be woken
+        // statement on every core it waits until one of them (drawn at random) ends or its
+        // slice is over; landing on an idle core while another runs, it waits for that core
+        // to be woken
         if woken && b.on_postgres_host {
             if let Some(d) = self.every_core_runs_a_statement(true) {
                 start = start.max(self.now + d);
