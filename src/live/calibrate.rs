@@ -1885,8 +1885,9 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         let Some(&hot) = hot_means.get(i) else {
             continue;
         };
-        let target = hot / trips[i].max(1) as f64 - path_cost;
-        let k = path_scale(s, target);
+        let per_rt = hot / trips[i].max(1) as f64;
+        let loaded = loaded_cpu.get(i).copied().flatten();
+        let k = path_scale(s, per_rt - path_cost);
         for x in &mut m.service_ms {
             *x *= k;
         }
@@ -1898,12 +1899,9 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
             "direct_service_mean_ms": sig4(s),
             "scale": sig4(k),
             "scale_at_its_bound": k == PATH_SCALE.0 || k == PATH_SCALE.1,
-            "cpu_per_round_trip_under_load_ms": loaded_cpu.get(i).copied().flatten().map(sig4),
-            "level_against_cpu_under_load": loaded_cpu
-                .get(i)
-                .copied()
-                .flatten()
-                .and_then(|c| slow_level(hot / trips[i].max(1) as f64, path_cost, c))
+            "cpu_per_round_trip_under_load_ms": loaded.map(sig4),
+            "level_against_cpu_under_load": loaded
+                .and_then(|c| slow_level(per_rt, path_cost, c))
                 .map(sig4),
         }));
     }

@@ -138,9 +138,9 @@ fn pin(_cpu: usize) -> bool {
 
 /// This process's threads held on one core (the first this thread may run on) and another
 /// process (a backend) on the host's other cores, until dropped: a client and a server that the
-/// kernel kept on one core measure a round trip the workload never runs in. Dropping restores every thread of this process to the mask it
-/// had (threads started meanwhile to the calling thread's); the other process keeps its mask,
-/// which ends with it.
+/// kernel kept on one core measure a round trip the workload never runs in. Dropping restores
+/// every thread of this process to the mask it had (threads started meanwhile to the calling
+/// thread's); the other process keeps its mask, which ends with it.
 pub struct Apart {
     #[cfg(target_os = "linux")]
     saved: Vec<(libc::pid_t, libc::cpu_set_t)>,

@@ -2,7 +2,7 @@
 
 use crate::common::{bouncer_base, ms, scenario};
 use poolsim::sim::{run_traced, Cause, RunRecord, Trace};
-use serde_json::json;
+use serde_json::{json, Value};
 
 const JANITOR_NS: u64 = 333_333_000;
 
@@ -495,6 +495,11 @@ fn two_cores(
     if let Some(w) = wake_ms {
         pg["cross_core_wakeup"] = json!({"const_ms": w});
     }
+    two_cores_with(users, pg, bouncer_on_host, app_on_host)
+}
+
+/// [`two_cores`] with the `postgres` section given whole.
+fn two_cores_with(users: u32, pg: Value, bouncer_on_host: bool, app_on_host: bool) -> RunRecord {
     let sc = bouncer_base(json!({
         "run": {"duration_s": 10, "warmup_s": 1, "replications": 1},
         "clients": {"users": users},
@@ -600,16 +605,8 @@ fn a_response_to_an_app_on_the_host_may_wait_for_a_running_statement_to_end() {
 
 /// [`two_cores`] with PgBouncer on the database host or not and the kernel's time slice.
 fn two_cores_slice(users: u32, bouncer_on_host: bool, slice_ms: f64) -> RunRecord {
-    let sc = bouncer_base(json!({
-        "run": {"duration_s": 10, "warmup_s": 1, "replications": 1},
-        "clients": {"users": users},
-        "workload": {"transactions": [{"name": "q", "statement_wait": {"const_ms": 0},
-                                       "statement_cpu": {"const_ms": 1}}]},
-        "app": {"pools": {"primary": {"min_size": users, "max_size": users}}},
-        "pgbouncer": {"default_pool_size": 8, "on_postgres_host": bouncer_on_host},
-        "postgres": {"cores": 2, "cpu_scheduling": "per_core", "scheduler_slice_ms": slice_ms}
-    }));
-    poolsim::sim::run(&sc, 0)
+    let pg = json!({"cores": 2, "cpu_scheduling": "per_core", "scheduler_slice_ms": slice_ms});
+    two_cores_with(users, pg, bouncer_on_host, false)
 }
 
 #[test]
