@@ -184,6 +184,12 @@ pub struct BenchArgs {
     /// Replications per point, overriding run.replications (live runs are slow)
     #[arg(long, value_name = "N")]
     pub replications: Option<u32>,
+    /// Run each point's replications one after another. By default they are interleaved with
+    /// those of the other points that run the same workload (every point's first, then every
+    /// point's second, …), so that a slow or fast spell of the host spreads over the points
+    /// instead of landing whole on one
+    #[arg(long)]
+    pub replications_together: bool,
     /// Output format on stdout
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -264,6 +270,12 @@ pub struct ValidateArgs {
     /// Replications per point, for both the projection and the measurement
     #[arg(long, value_name = "N")]
     pub replications: Option<u32>,
+    /// Run each point's replications one after another. By default they are interleaved with
+    /// those of the other points that run the same workload (every point's first, then every
+    /// point's second, …), so that a slow or fast spell of the host spreads over the points
+    /// instead of landing whole on one
+    #[arg(long)]
+    pub replications_together: bool,
     /// Fail (exit code 3) when |relative error| of METRIC exceeds PCT percent at any point
     #[arg(long = "tolerance", value_name = "METRIC=PCT")]
     pub tolerances: Vec<String>,

@@ -59,6 +59,9 @@ pub struct Options {
     pub replications: Option<u32>,
     /// Runtime worker threads (1: a single-threaded runtime).
     pub threads: usize,
+    /// Run each point's replications one after another, instead of interleaving them with
+    /// those of the points that run the same workload (see [`schedule`]).
+    pub replications_together: bool,
     /// Draw a progress bar on stderr (the caller checks that stderr is a terminal).
     pub progress: bool,
     /// The machine, as the caller found it (written into the environment).
@@ -76,6 +79,52 @@ pub struct Outcome {
 }
 
 /// Run the plan's points for real. Builds its own tokio runtime.
+/// Consecutive points that run the same workload (`workload` of the resolved experiment)
+/// share a group: the group number of each point.
+pub fn workload_groups(points: &[Point]) -> Vec<usize> {
+    let mut groups = Vec::with_capacity(points.len());
+    let mut last: Option<Value> = None;
+    let mut g = 0;
+    for p in points {
+        let w = serde_json::to_value(&p.resolved.workload).unwrap_or(Value::Null);
+        if last.as_ref().is_some_and(|l| *l != w) {
+            g += 1;
+        }
+        last = Some(w);
+        groups.push(g);
+    }
+    groups
+}
+
+/// The order of the replications, as (point, replication). Within a group of consecutive
+/// points that run the same workload, round-robin: every point's first replication, then every
+/// point's second, … — so that a spell of the host's speed (on a shared virtual machine the same
+/// statement runs up to a quarter slower for a minute or two) spreads over the group's points,
+/// each point's mean averaging over the group's whole span, and its interval showing the spell,
+/// instead of one point taking it whole. Groups run one after another in plan order: one
+/// workload's writes change what another reads (dead rows lengthen a scan), so their order is
+/// the plan's. `together`: each point's replications one after another.
+pub fn schedule(groups: &[usize], reps: &[u32], together: bool) -> Vec<(usize, u32)> {
+    let mut order = Vec::with_capacity(reps.iter().map(|&r| r as usize).sum());
+    let mut start = 0;
+    while start < reps.len() {
+        let mut end = start + 1;
+        while end < reps.len() && !together && groups.get(end) == groups.get(start) {
+            end += 1;
+        }
+        let most = reps[start..end].iter().copied().max().unwrap_or(0);
+        for rep in 0..most {
+            for (pi, &r) in reps.iter().enumerate().take(end).skip(start) {
+                if rep < r {
+                    order.push((pi, rep));
+                }
+            }
+        }
+        start = end;
+    }
+    order
+}
+
 pub fn bench(plan: &Plan, warnings: &[Problem], opts: &Options) -> Result<Outcome> {
     let rt = super::runtime(opts.threads)?;
     rt.block_on(bench_async(plan, warnings, opts))
@@ -555,16 +604,24 @@ async fn bench_async(plan: &Plan, warnings: &[Problem], opts: &Options) -> Resul
     let mut points_out = Vec::new();
     let mut interrupted = false;
     let n_points = plan.points.len();
-    'points: for (pi, point) in plan.points.iter().enumerate() {
+    let reps_per_point: Vec<u32> = plan.points.iter().map(reps_of).collect();
+    let order = schedule(
+        &workload_groups(&plan.points),
+        &reps_per_point,
+        opts.replications_together,
+    );
+    let mut records: Vec<Vec<RunRecord>> = (0..n_points).map(|_| Vec::new()).collect();
+    let mut point_errors: Vec<BTreeMap<String, (u64, String)>> =
+        (0..n_points).map(|_| BTreeMap::new()).collect();
+    let mut probes: Vec<Vec<speed::Probe>> = (0..n_points).map(|_| Vec::new()).collect();
+    for &(pi, rep) in &order {
+        let point = &plan.points[pi];
         let sc = &point.scenario;
-        let reps = reps_of(point);
-        let mut records: Vec<RunRecord> = Vec::new();
-        let mut point_errors: BTreeMap<String, (u64, String)> = BTreeMap::new();
-        let mut probes = Vec::new();
-        for rep in 0..reps {
+        let reps = reps_per_point[pi];
+        {
             if *stop_rx.borrow() {
                 interrupted = true;
-                break 'points;
+                break;
             }
             progress.bar.set_message(format!(
                 "point {}/{n_points}, replication {}/{reps}",
@@ -612,7 +669,7 @@ async fn bench_async(plan: &Plan, warnings: &[Problem], opts: &Options) -> Resul
                     )),
                 }
             }
-            probes.push(prober.probe());
+            probes[pi].push(prober.probe());
             let (phase_tx, phase_rx) = watch::channel(Phase::Starting);
             let settings = sc.bouncer.clone().filter(|_| needs(sc, Target::Bouncer));
             let sampler = tokio::spawn(sample(watchers, phase_rx, settings));
@@ -648,12 +705,14 @@ async fn bench_async(plan: &Plan, warnings: &[Problem], opts: &Options) -> Resul
                 errors.push(format!("point {} replication {rep}: {n}", point.index));
             }
             for (k, (n, msg)) in &out.errors {
-                let e = point_errors.entry(k.clone()).or_insert((0, msg.clone()));
+                let e = point_errors[pi]
+                    .entry(k.clone())
+                    .or_insert((0, msg.clone()));
                 e.0 += n;
             }
             if let Some(mut v) = out.values.clone() {
                 server_metrics(&mut v, sc, &samples, &out, usable);
-                records.push(RunRecord {
+                records[pi].push(RunRecord {
                     events: v[metric_index("requests_issued")] as u64,
                     values: v,
                     truncated: out.interrupted,
@@ -662,29 +721,32 @@ async fn bench_async(plan: &Plan, warnings: &[Problem], opts: &Options) -> Resul
             if out.interrupted {
                 interrupted = true;
             }
+            // the host after a point's last replication
+            if rep + 1 == reps && !interrupted {
+                probes[pi].push(prober.probe());
+            }
             if interrupted {
                 break;
             }
         }
+    }
+    for (pi, point) in plan.points.iter().enumerate() {
+        let probes = &probes[pi];
         if !probes.is_empty() {
-            probes.push(prober.probe());
             host_speed.push(json!({
                 "index": point.index,
                 "probes": probes,
-                "mean": speed::mean(&probes),
+                "mean": speed::mean(probes),
             }));
         }
-        for (k, (n, msg)) in &point_errors {
+        for (k, (n, msg)) in &point_errors[pi] {
             errors.push(format!(
                 "point {}: {n} request(s) failed with {k}; first: {msg}",
                 point.index
             ));
         }
-        if !records.is_empty() {
-            points_out.push(point_out(point, &records));
-        }
-        if interrupted {
-            break;
+        if !records[pi].is_empty() {
+            points_out.push(point_out(point, &records[pi]));
         }
     }
     progress.bar.finish_and_clear();
@@ -855,4 +917,57 @@ async fn login_probe<D: Db>(db: &D, limit: Duration) -> Result<Duration, String>
         }
     }
     Err(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiment::LoadedExperiment;
+
+    #[test]
+    fn replications_interleave_within_a_workload_and_never_across() {
+        // two workloads of two points each, three replications a point
+        let order = schedule(&[0, 0, 1, 1], &[3, 3, 3, 3], false);
+        let want = [
+            (0, 0),
+            (1, 0),
+            (0, 1),
+            (1, 1),
+            (0, 2),
+            (1, 2),
+            (2, 0),
+            (3, 0),
+            (2, 1),
+            (3, 1),
+            (2, 2),
+            (3, 2),
+        ];
+        assert_eq!(order, want);
+        // together: point by point, as the plan lists them
+        let order = schedule(&[0, 0, 1, 1], &[3, 3, 3, 3], true);
+        let want: Vec<(usize, u32)> = (0..4).flat_map(|p| (0..3).map(move |r| (p, r))).collect();
+        assert_eq!(order, want);
+        // uneven replications: every one runs, once
+        let order = schedule(&[0, 0, 0], &[1, 3, 2], false);
+        assert_eq!(order, [(0, 0), (1, 0), (2, 0), (1, 1), (2, 1), (1, 2)]);
+        assert!(schedule(&[], &[], false).is_empty());
+    }
+
+    #[test]
+    fn points_group_by_their_workload_in_plan_order() {
+        let tx = |name: &str| json!([{"name": name, "statement_wait": {"const_ms": 1}}]);
+        let doc = json!({
+            "run": {"duration_s": 0.2, "warmup_s": 0, "replications": 1},
+            "clients": {"users": 2},
+            "workload": {"transactions": tx("a")},
+            "app": {"pools": {"primary": {}}},
+            "sweep": {
+                "workload.transactions": [tx("a"), tx("b")],
+                "clients.users": [1, 4, 32]
+            }
+        });
+        let loaded = LoadedExperiment::from_doc("x.json", doc);
+        let plan = crate::sweep::plan(&loaded, true).unwrap();
+        assert_eq!(workload_groups(&plan.points), [0, 0, 0, 1, 1, 1]);
+    }
 }
