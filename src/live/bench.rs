@@ -78,7 +78,16 @@ pub struct Outcome {
     pub errors: Vec<String>,
 }
 
-/// Run the plan's points for real. Builds its own tokio runtime.
+/// What one point's replications gathered, in whatever order they ran.
+#[derive(Default)]
+struct PointRuns {
+    records: Vec<RunRecord>,
+    /// Failed requests by cause: (count, first message).
+    errors: BTreeMap<String, (u64, String)>,
+    /// The host's speed before each replication and after the last.
+    probes: Vec<speed::Probe>,
+}
+
 /// Consecutive points that run the same workload (`workload` of the resolved experiment)
 /// share a group: the group number of each point.
 pub fn workload_groups(points: &[Point]) -> Vec<usize> {
@@ -125,6 +134,7 @@ pub fn schedule(groups: &[usize], reps: &[u32], together: bool) -> Vec<(usize, u
     order
 }
 
+/// Run the plan's points for real. Builds its own tokio runtime.
 pub fn bench(plan: &Plan, warnings: &[Problem], opts: &Options) -> Result<Outcome> {
     let rt = super::runtime(opts.threads)?;
     rt.block_on(bench_async(plan, warnings, opts))
@@ -610,143 +620,135 @@ async fn bench_async(plan: &Plan, warnings: &[Problem], opts: &Options) -> Resul
         &reps_per_point,
         opts.replications_together,
     );
-    let mut records: Vec<Vec<RunRecord>> = (0..n_points).map(|_| Vec::new()).collect();
-    let mut point_errors: Vec<BTreeMap<String, (u64, String)>> =
-        (0..n_points).map(|_| BTreeMap::new()).collect();
-    let mut probes: Vec<Vec<speed::Probe>> = (0..n_points).map(|_| Vec::new()).collect();
+    let mut runs: Vec<PointRuns> = (0..n_points).map(|_| PointRuns::default()).collect();
     for &(pi, rep) in &order {
         let point = &plan.points[pi];
         let sc = &point.scenario;
         let reps = reps_per_point[pi];
-        {
-            if *stop_rx.borrow() {
-                interrupted = true;
-                break;
+        if *stop_rx.borrow() {
+            interrupted = true;
+            break;
+        }
+        progress.bar.set_message(format!(
+            "point {}/{n_points}, replication {}/{reps}",
+            pi + 1,
+            rep + 1
+        ));
+        if let (Some(b), true) = (&sc.bouncer, needs(sc, Target::Bouncer)) {
+            if b.processes > 1 {
+                notes.push(format!(
+                    "point {}: pgbouncer.processes = {} cannot be applied; measured with the running PgBouncer",
+                    point.index, b.processes
+                ));
             }
-            progress.bar.set_message(format!(
-                "point {}/{n_points}, replication {}/{reps}",
-                pi + 1,
-                rep + 1
-            ));
-            if let (Some(b), true) = (&sc.bouncer, needs(sc, Target::Bouncer)) {
-                if b.processes > 1 {
-                    notes.push(format!(
-                        "point {}: pgbouncer.processes = {} cannot be applied; measured with the running PgBouncer",
-                        point.index, b.processes
+            if let Some(a) = &mut watchers.admin {
+                match admin::apply(a, &bouncer_db, b).await {
+                    Ok(_) => {}
+                    Err(e) if e.contains("[databases]") => {
+                        return Err(anyhow!("point {}: {e}", point.index));
+                    }
+                    Err(e) => errors.push(format!(
+                        "point {} replication {rep}: PgBouncer settings not applied: {e}",
+                        point.index
+                    )),
+                }
+                if let Err(e) = admin::reconnect(a, &bouncer_db, Duration::from_secs(5)).await {
+                    errors.push(format!(
+                        "point {} replication {rep}: RECONNECT failed: {e}",
+                        point.index
                     ));
                 }
-                if let Some(a) = &mut watchers.admin {
-                    match admin::apply(a, &bouncer_db, b).await {
-                        Ok(_) => {}
-                        Err(e) if e.contains("[databases]") => {
-                            return Err(anyhow!("point {}: {e}", point.index));
-                        }
-                        Err(e) => errors.push(format!(
-                            "point {} replication {rep}: PgBouncer settings not applied: {e}",
-                            point.index
-                        )),
-                    }
-                    if let Err(e) = admin::reconnect(a, &bouncer_db, Duration::from_secs(5)).await {
-                        errors.push(format!(
-                            "point {} replication {rep}: RECONNECT failed: {e}",
-                            point.index
-                        ));
-                    }
+            }
+            // settle and verify: a replication starts only once PgBouncer answers a login
+            let limit = Duration::from_secs_f64(b.login_retry.as_s_f64() + 10.0);
+            match login_probe(&*db, limit).await {
+                Ok(waited) if waited > Duration::from_secs(1) => notes.push(format!(
+                    "point {} replication {rep}: PgBouncer answered logins again only after {:.1} s; the replication started after that",
+                    point.index,
+                    waited.as_secs_f64()
+                )),
+                Ok(_) => {}
+                Err(e) => errors.push(format!(
+                    "point {} replication {rep}: PgBouncer did not answer a login within {} s before the replication: {e}",
+                    point.index,
+                    limit.as_secs()
+                )),
+            }
+        }
+        runs[pi].probes.push(prober.probe());
+        let (phase_tx, phase_rx) = watch::channel(Phase::Starting);
+        let settings = sc.bouncer.clone().filter(|_| needs(sc, Target::Bouncer));
+        let sampler = tokio::spawn(sample(watchers, phase_rx, settings));
+        let ticker = {
+            let bar = progress.bar.clone();
+            let base = progress.done_s;
+            let t0 = Instant::now();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    bar.set_position(((base + t0.elapsed().as_secs_f64()) * 10.0) as u64);
                 }
-                // settle and verify: a replication starts only once PgBouncer answers a login
-                let limit = Duration::from_secs_f64(b.login_retry.as_s_f64() + 10.0);
-                match login_probe(&*db, limit).await {
-                    Ok(waited) if waited > Duration::from_secs(1) => notes.push(format!(
-                        "point {} replication {rep}: PgBouncer answered logins again only after {:.1} s; the replication started after that",
-                        point.index,
-                        waited.as_secs_f64()
-                    )),
-                    Ok(_) => {}
-                    Err(e) => errors.push(format!(
-                        "point {} replication {rep}: PgBouncer did not answer a login within {} s before the replication: {e}",
-                        point.index,
-                        limit.as_secs()
-                    )),
-                }
-            }
-            probes[pi].push(prober.probe());
-            let (phase_tx, phase_rx) = watch::channel(Phase::Starting);
-            let settings = sc.bouncer.clone().filter(|_| needs(sc, Target::Bouncer));
-            let sampler = tokio::spawn(sample(watchers, phase_rx, settings));
-            let ticker = {
-                let bar = progress.bar.clone();
-                let base = progress.done_s;
-                let t0 = Instant::now();
-                tokio::spawn(async move {
-                    loop {
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                        bar.set_position(((base + t0.elapsed().as_secs_f64()) * 10.0) as u64);
-                    }
-                })
-            };
-            let out = loadgen::run(
-                db.clone(),
-                sc,
-                &compiled[pi],
-                rep,
-                stop_rx.clone(),
-                &phase_tx,
-            )
-            .await;
-            let _ = phase_tx.send(Phase::Done);
-            ticker.abort();
-            let (w, samples) = sampler.await.context("the sampler task failed")?;
-            watchers = w;
-            progress.done_s += sc.run.duration.as_s_f64();
-            progress
-                .bar
-                .set_position((progress.done_s.min(progress.total_s) * 10.0) as u64);
-            for n in out.notes.iter().chain(&samples.notes) {
-                errors.push(format!("point {} replication {rep}: {n}", point.index));
-            }
-            for (k, (n, msg)) in &out.errors {
-                let e = point_errors[pi]
-                    .entry(k.clone())
-                    .or_insert((0, msg.clone()));
-                e.0 += n;
-            }
-            if let Some(mut v) = out.values.clone() {
-                server_metrics(&mut v, sc, &samples, &out, usable);
-                records[pi].push(RunRecord {
-                    events: v[metric_index("requests_issued")] as u64,
-                    values: v,
-                    truncated: out.interrupted,
-                });
-            }
-            if out.interrupted {
-                interrupted = true;
-            }
-            // the host after a point's last replication
-            if rep + 1 == reps && !interrupted {
-                probes[pi].push(prober.probe());
-            }
-            if interrupted {
-                break;
-            }
+            })
+        };
+        let out = loadgen::run(
+            db.clone(),
+            sc,
+            &compiled[pi],
+            rep,
+            stop_rx.clone(),
+            &phase_tx,
+        )
+        .await;
+        let _ = phase_tx.send(Phase::Done);
+        ticker.abort();
+        let (w, samples) = sampler.await.context("the sampler task failed")?;
+        watchers = w;
+        progress.done_s += sc.run.duration.as_s_f64();
+        progress
+            .bar
+            .set_position((progress.done_s.min(progress.total_s) * 10.0) as u64);
+        for n in out.notes.iter().chain(&samples.notes) {
+            errors.push(format!("point {} replication {rep}: {n}", point.index));
+        }
+        for (k, (n, msg)) in &out.errors {
+            let e = runs[pi].errors.entry(k.clone()).or_insert((0, msg.clone()));
+            e.0 += n;
+        }
+        if let Some(mut v) = out.values.clone() {
+            server_metrics(&mut v, sc, &samples, &out, usable);
+            runs[pi].records.push(RunRecord {
+                events: v[metric_index("requests_issued")] as u64,
+                values: v,
+                truncated: out.interrupted,
+            });
+        }
+        if out.interrupted {
+            interrupted = true;
+        }
+        // the host after a point's last replication
+        if rep + 1 == reps && !interrupted {
+            runs[pi].probes.push(prober.probe());
+        }
+        if interrupted {
+            break;
         }
     }
-    for (pi, point) in plan.points.iter().enumerate() {
-        let probes = &probes[pi];
-        if !probes.is_empty() {
+    for (point, runs) in plan.points.iter().zip(&runs) {
+        if !runs.probes.is_empty() {
             host_speed.push(json!({
                 "index": point.index,
-                "probes": probes,
-                "mean": speed::mean(probes),
+                "probes": runs.probes,
+                "mean": speed::mean(&runs.probes),
             }));
         }
-        for (k, (n, msg)) in &point_errors[pi] {
+        for (k, (n, msg)) in &runs.errors {
             errors.push(format!(
                 "point {}: {n} request(s) failed with {k}; first: {msg}",
                 point.index
             ));
         }
-        if !records[pi].is_empty() {
-            points_out.push(point_out(point, &records[pi]));
+        if !runs.records.is_empty() {
+            points_out.push(point_out(point, &runs.records));
         }
     }
     progress.bar.finish_and_clear();

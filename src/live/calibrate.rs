@@ -1876,11 +1876,11 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
     // transaction, measured beside it, came out 0.897 ms against 0.67–0.70 in the runs around
     // it), in the same unbroken runs; the faster of the two stands. The wake-ups after a pause
     // stay as measured: each an excess over its level, taken within the same state as it.
-    let per_rt = |i: usize, level: f64| level / trips[i].max(1) as f64;
+    let level_per_rt = |i: usize, level: f64| level / trips[i].max(1) as f64;
     let flagged: Vec<Option<f64>> = (0..txs.len())
         .map(|i| {
             let loaded = loaded_cpu.get(i).copied().flatten()?;
-            slow_level(per_rt(i, *hot_means.get(i)?), path_cost, loaded)
+            slow_level(level_per_rt(i, *hot_means.get(i)?), path_cost, loaded)
         })
         .collect();
     let mut again_prov = Vec::new();
@@ -1905,12 +1905,10 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
                 "first_against_cpu_under_load": flagged[i].map(sig4),
                 "again_level_ms": sig4(again),
                 "again_run_means_ms": runs.iter().map(|&m| sig4(m)).collect::<Vec<_>>(),
-                "again_against_cpu_under_load": loaded.map(|c| sig4(per_rt(i, again) / c)),
+                "again_against_cpu_under_load": loaded.map(|c| sig4(level_per_rt(i, again) / c)),
                 "level_ms": sig4(hot_means[i]),
             }));
         }
-    }
-    if !again_prov.is_empty() {
         prov.insert(
             "levels_measured_again".into(),
             json!({
@@ -1933,7 +1931,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
     let levels: Vec<(f64, Option<f64>)> = (0..txs.len())
         .filter_map(|i| {
             let hot = *hot_means.get(i)?;
-            Some((hot / trips[i].max(1) as f64, loaded_cpu[i]))
+            Some((level_per_rt(i, hot), loaded_cpu[i]))
         })
         .collect();
     let moved = if with_proc {
@@ -1954,7 +1952,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         let Some(&hot) = hot_means.get(i) else {
             continue;
         };
-        let per_rt = hot / trips[i].max(1) as f64;
+        let per_rt = level_per_rt(i, hot);
         let loaded = loaded_cpu.get(i).copied().flatten();
         let k = path_scale(s, per_rt - path_cost);
         for x in &mut m.service_ms {
