@@ -96,14 +96,23 @@ fn simulate(
     shard: Option<Shard>,
     quiet: bool,
 ) -> Result<report::Results> {
+    let keep = |p: &sweep::Point| shard.is_none_or(|s| s.contains(p.index));
+    let label = shard.map(|s| format!("{}/{}", s.k, s.n));
+    simulate_where(loaded, with_sweep, &keep, label, quiet)
+}
+
+/// Simulate the plan's points that `keep` selects.
+fn simulate_where(
+    loaded: &LoadedExperiment,
+    with_sweep: bool,
+    keep: &dyn Fn(&sweep::Point) -> bool,
+    shard_label: Option<String>,
+    quiet: bool,
+) -> Result<report::Results> {
     let plan = sweep::plan(loaded, with_sweep)?;
     let warnings = plan.warnings();
     print_warnings(&warnings);
-    let points: Vec<&sweep::Point> = plan
-        .points
-        .iter()
-        .filter(|p| shard.is_none_or(|s| s.contains(p.index)))
-        .collect();
+    let points: Vec<&sweep::Point> = plan.points.iter().filter(|p| keep(p)).collect();
     if points.is_empty() {
         return Err(UsageError("this shard has no points".into()).into());
     }
@@ -124,7 +133,6 @@ fn simulate(
         || pb.inc(1),
     );
     pb.finish_and_clear();
-    let shard_label = shard.map(|s| format!("{}/{}", s.k, s.n));
     Ok(report::build(&plan, &results, &warnings, shard_label))
 }
 
@@ -261,7 +269,7 @@ fn compare(a: CompareArgs) -> Result<()> {
         &tolerances,
         &a.projected.display().to_string(),
         &mname,
-        host_reference(&projected),
+        &host_references(&projected),
     );
     if c.points.is_empty() {
         return Err(UsageError(
@@ -291,13 +299,36 @@ fn calibration_warnings(summary: &str) -> impl Iterator<Item = &str> {
         .filter(|l| l.starts_with("warning:"))
 }
 
-/// The host's speed while the projection's model was calibrated: the model file the projected
-/// experiment names, when it can be read and holds the probe (a calibrated model).
-fn host_reference(projected: &report::Results) -> Option<crate::live::speed::Probe> {
-    let path = projected.resolved_experiment.get("model")?.as_str()?;
-    let text = std::fs::read_to_string(path).ok()?;
-    let model: serde_json::Value = serde_json::from_str(&text).ok()?;
-    report::compare::model_probe(&model)
+/// The host's speed while each projected point's model was calibrated: the model file the point
+/// names (`validate`'s per-workload calibrations) or else the one the projected experiment names,
+/// when it can be read and holds the probe (a calibrated model).
+fn host_references(
+    projected: &report::Results,
+) -> impl Fn(&report::PointOut) -> Option<crate::live::speed::Probe> {
+    let read = |path: &str| -> Option<crate::live::speed::Probe> {
+        let text = std::fs::read_to_string(path).ok()?;
+        let model: serde_json::Value = serde_json::from_str(&text).ok()?;
+        report::compare::model_probe(&model)
+    };
+    let experiment_model = projected
+        .resolved_experiment
+        .get("model")
+        .and_then(|m| m.as_str())
+        .map(str::to_string);
+    let mut probes = std::collections::BTreeMap::new();
+    for path in projected
+        .points
+        .iter()
+        .filter_map(|p| p.model.clone())
+        .chain(experiment_model.clone())
+    {
+        let probe = read(&path);
+        probes.insert(path, probe);
+    }
+    move |p: &report::PointOut| {
+        let path = p.model.as_ref().or(experiment_model.as_ref())?;
+        probes.get(path).copied().flatten()
+    }
 }
 
 fn check(a: CheckArgs) -> Result<()> {
@@ -579,6 +610,7 @@ fn calibrate(a: CalibrateArgs) -> Result<()> {
         bouncer: a.bouncer,
         bouncer_admin: a.bouncer_admin,
         workload: a.workload,
+        workload_set: Vec::new(),
         name,
         budget: std::time::Duration::from_secs_f64(a.budget_s),
         max_concurrency: a.max_concurrency,
@@ -632,7 +664,128 @@ fn parse_tolerances(ts: &[String]) -> Result<Vec<(String, f64)>> {
     Ok(out)
 }
 
-/// Calibrate, simulate, bench, compare — the whole loop in one command.
+/// The points of a `validate` sweep calibrated together, and what their calibration measures.
+struct Part {
+    /// The workload's transaction names, for messages and file names.
+    label: String,
+    /// Plan indices of the points.
+    points: std::collections::BTreeSet<usize>,
+    /// The workload experiment's overrides for the calibration (the sweep's workload).
+    workload_set: Vec<(String, serde_json::Value)>,
+}
+
+/// How `validate` splits its sweep among calibrations: one per workload, in plan order, when each
+/// workload's points run together (the workload the outermost axis, as the bench runs them);
+/// otherwise one for every point.
+fn validate_parts(exp: &ExperimentArgs, once: bool) -> Result<(Vec<Part>, Option<String>)> {
+    let mut e = exp.clone();
+    e.set.push("model=null".into());
+    let plan = sweep::plan(&load(&e)?, true)?;
+    let groups = crate::live::bench::workload_groups(&plan.points);
+    let names = |p: &sweep::Point| {
+        p.resolved
+            .workload
+            .as_ref()
+            .map(|w| {
+                w.transactions
+                    .iter()
+                    .map(|t| t.name.clone())
+                    .collect::<Vec<_>>()
+                    .join("+")
+            })
+            .unwrap_or_default()
+    };
+    let all = || Part {
+        label: "the whole workload".into(),
+        points: plan.points.iter().map(|p| p.index).collect(),
+        workload_set: Vec::new(),
+    };
+    let distinct: std::collections::BTreeSet<String> = plan
+        .points
+        .iter()
+        .map(|p| serde_json::to_string(&p.resolved.workload).unwrap_or_default())
+        .collect();
+    let n_groups = groups.last().map_or(0, |g| g + 1);
+    if once {
+        return Ok((vec![all()], None));
+    }
+    if n_groups != distinct.len() {
+        return Ok((
+            vec![all()],
+            Some(format!(
+                "the sweep's {} workloads alternate along its points ({} runs of them): one calibration for all; put workload.transactions first among the sweep's axes to calibrate each right before its points",
+                distinct.len(),
+                n_groups
+            )),
+        ));
+    }
+    let mut parts: Vec<Part> = Vec::new();
+    for (p, &g) in plan.points.iter().zip(&groups) {
+        if g == parts.len() {
+            let workload_set = p
+                .params
+                .iter()
+                .find(|(k, _)| k == "workload.transactions")
+                .map(|(k, v)| vec![(k.clone(), v.clone())])
+                .unwrap_or_default();
+            parts.push(Part {
+                label: names(p),
+                points: Default::default(),
+                workload_set,
+            });
+        }
+        parts[g].points.insert(p.index);
+    }
+    Ok((parts, None))
+}
+
+/// One document of the results of every part: the first part's, with every part's points (in
+/// plan order) and, for measured results, every part's host probes, errors and interruption.
+fn splice(parts: Vec<report::Results>) -> Option<report::Results> {
+    let mut it = parts.into_iter();
+    let mut out = it.next()?;
+    for r in it {
+        out.points.extend(r.points);
+        for w in r.warnings {
+            if !out.warnings.contains(&w) {
+                out.warnings.push(w);
+            }
+        }
+        if let (Some(serde_json::Value::Object(o)), Some(serde_json::Value::Object(n))) =
+            (out.environment.as_mut(), r.environment)
+        {
+            for (ptr, key) in [("host_speed", "points"), ("errors", "")] {
+                let Some(more) = (if key.is_empty() {
+                    n.get(ptr)
+                } else {
+                    n.get(ptr).and_then(|v| v.get(key))
+                })
+                .and_then(|v| v.as_array())
+                .cloned() else {
+                    continue;
+                };
+                let slot = if key.is_empty() {
+                    o.get_mut(ptr)
+                } else {
+                    o.get_mut(ptr).and_then(|v| v.get_mut(key))
+                };
+                if let Some(serde_json::Value::Array(a)) = slot {
+                    a.extend(more);
+                }
+            }
+            if n.get("interrupted") == Some(&serde_json::Value::Bool(true)) {
+                o.insert("interrupted".into(), serde_json::Value::Bool(true));
+            }
+        }
+    }
+    out.points.sort_by_key(|p| p.index);
+    Some(out)
+}
+
+/// Calibrate, simulate, bench, compare — the whole loop in one command. Without `--model`, each
+/// workload of the sweep is calibrated on its own right before its points are measured (a
+/// shared host's speed drifts over minutes; `--calibrate-once` calibrates the whole workload
+/// once, first).
 fn validate(a: ValidateArgs) -> Result<()> {
     use crate::live::redact_url;
     use std::io::IsTerminal;
@@ -640,73 +793,26 @@ fn validate(a: ValidateArgs) -> Result<()> {
     let threads = runtime_threads(a.threads)?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let progress = !a.quiet && std::io::stderr().is_terminal();
-    // 1. the model: given, or calibrated now on the experiment's own workload
-    let model_path = match &a.model {
-        Some(m) => m.clone(),
-        None => {
-            eprintln!(
-                "validate: calibrating on {} (budget {} s)",
-                redact_url(&a.cluster.pg),
-                a.budget_s
-            );
-            let path = a.out.join("model.json");
-            let opts = crate::live::calibrate::CalibrateOptions {
-                pg: a.cluster.pg.clone(),
-                bouncer: a.cluster.bouncer.clone(),
-                bouncer_admin: a.cluster.bouncer_admin.clone(),
-                workload: a.exp.experiment.clone(),
-                name: "model".into(),
-                budget: std::time::Duration::from_secs_f64(a.budget_s.max(5.0)),
-                max_concurrency: None,
-                progress,
-                threads,
-                command: format!(
-                    "poolsim validate {} --pg {} --out {}{}",
-                    a.exp.experiment.display(),
-                    redact_url(&a.cluster.pg),
-                    a.out.display(),
-                    a.threads
-                        .map_or(String::new(), |n| format!(" --threads {n}"))
-                ),
-            };
-            let cal = crate::live::calibrate::calibrate(&opts)?;
-            let mut bytes = serde_json::to_vec_pretty(&cal.model)?;
-            bytes.push(b'\n');
-            std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
-            std::fs::write(a.out.join("calibration.txt"), cal.summary.as_bytes())?;
-            // the calibration's own warnings (a co-located reference, a scale at its bound)
-            // would otherwise stay in calibration.txt, behind a comparison they explain
-            for w in calibration_warnings(&cal.summary) {
-                eprintln!("validate: calibration {w}");
-            }
-            path
-        }
-    };
-    let model_abs = std::fs::canonicalize(&model_path)
-        .with_context(|| format!("reading {}", model_path.display()))?;
-    // 2. the experiment on that model, with the same replications for both sides
     let mut exp = ExperimentArgs {
         experiment: a.exp.experiment.clone(),
         set: a.exp.set.clone(),
     };
-    exp.set.push(format!(
-        "model={}",
-        serde_json::Value::String(model_abs.display().to_string())
-    ));
     if let Some(r) = a.replications {
         if r == 0 {
             return Err(UsageError("--replications must be at least 1".into()).into());
         }
         exp.set.push(format!("run.replications={r}"));
     }
-    let loaded = load(&exp)?;
-    eprintln!("validate: simulating");
-    let projected = simulate(&loaded, true, None, !progress)?;
-    write_results(&a.out, "projected", &projected)?;
-    // 3. the same points for real
-    eprintln!("validate: measuring on the live cluster");
-    let plan = sweep::plan(&loaded, true)?;
-    let opts = crate::live::bench::Options {
+    let mut user_sets = Vec::new();
+    for s in &a.exp.set {
+        user_sets.push(parse_override(s).map_err(|m| UsageError(format!("--set {m}")))?);
+    }
+    let (parts, note) = validate_parts(&exp, a.model.is_some() || a.calibrate_once)?;
+    if let Some(n) = note {
+        eprintln!("validate: {n}");
+    }
+    let budget = a.budget_s.max(5.0) / parts.len() as f64;
+    let bench_opts = crate::live::bench::Options {
         pg: a.cluster.pg.clone(),
         bouncer: a.cluster.bouncer.clone(),
         bouncer_admin: a.cluster.bouncer_admin.clone(),
@@ -717,11 +823,134 @@ fn validate(a: ValidateArgs) -> Result<()> {
         progress,
         machine: machine(),
     };
-    let outcome = crate::live::bench::bench(&plan, &[], &opts)?;
-    for e in &outcome.errors {
-        eprintln!("error during the measurement: {e}");
+    let (mut projected_parts, mut measured_parts) = (Vec::new(), Vec::new());
+    let mut interrupted = false;
+    let mut failed: Option<anyhow::Error> = None;
+    for (k, part) in parts.iter().enumerate() {
+        let several = parts.len() > 1;
+        let stem = |what: &str, ext: &str| {
+            if several {
+                let label: String = part
+                    .label
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                            c
+                        } else {
+                            '-'
+                        }
+                    })
+                    .collect();
+                format!("{what}-{}-{label}.{ext}", k + 1)
+            } else {
+                format!("{what}.{ext}")
+            }
+        };
+        let of = if several {
+            format!(" `{}`", part.label)
+        } else {
+            String::new()
+        };
+        let step = || -> Result<(report::Results, crate::live::bench::Outcome)> {
+            // 1. the model: given, or calibrated now on this part's workload
+            let model_path = match &a.model {
+                Some(m) => m.clone(),
+                None => {
+                    eprintln!(
+                        "validate: calibrating{of} on {} (budget {budget:.0} s)",
+                        redact_url(&a.cluster.pg),
+                    );
+                    let path = a.out.join(stem("model", "json"));
+                    let mut workload_set = user_sets.clone();
+                    workload_set.extend(part.workload_set.iter().cloned());
+                    let opts = crate::live::calibrate::CalibrateOptions {
+                        pg: a.cluster.pg.clone(),
+                        bouncer: a.cluster.bouncer.clone(),
+                        bouncer_admin: a.cluster.bouncer_admin.clone(),
+                        workload: a.exp.experiment.clone(),
+                        workload_set,
+                        name: path
+                            .file_stem()
+                            .map_or("model".into(), |s| s.to_string_lossy().into_owned()),
+                        budget: std::time::Duration::from_secs_f64(budget),
+                        max_concurrency: None,
+                        progress,
+                        threads,
+                        command: format!(
+                            "poolsim validate {} --pg {} --out {}{}",
+                            a.exp.experiment.display(),
+                            redact_url(&a.cluster.pg),
+                            a.out.display(),
+                            a.threads
+                                .map_or(String::new(), |n| format!(" --threads {n}"))
+                        ),
+                    };
+                    let cal = crate::live::calibrate::calibrate(&opts)?;
+                    let mut bytes = serde_json::to_vec_pretty(&cal.model)?;
+                    bytes.push(b'\n');
+                    std::fs::write(&path, bytes)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    std::fs::write(
+                        a.out.join(stem("calibration", "txt")),
+                        cal.summary.as_bytes(),
+                    )?;
+                    // the calibration's own warnings (a co-located reference, a scale at its
+                    // bound) would otherwise stay in its summary, behind a comparison they explain
+                    for w in calibration_warnings(&cal.summary) {
+                        eprintln!("validate: calibration{of} {w}");
+                    }
+                    path
+                }
+            };
+            let model_abs = std::fs::canonicalize(&model_path)
+                .with_context(|| format!("reading {}", model_path.display()))?;
+            // 2. this part's points on that model, with the same replications for both sides
+            let mut e = exp.clone();
+            e.set.push(format!(
+                "model={}",
+                serde_json::Value::String(model_abs.display().to_string())
+            ));
+            let loaded = load(&e)?;
+            eprintln!("validate: simulating{of}");
+            let keep = |p: &sweep::Point| part.points.contains(&p.index);
+            let mut projected = simulate_where(&loaded, true, &keep, None, !progress)?;
+            if several {
+                for p in &mut projected.points {
+                    p.model = Some(model_abs.display().to_string());
+                }
+            }
+            // 3. the same points for real
+            eprintln!("validate: measuring{of} on the live cluster");
+            let mut plan = sweep::plan(&loaded, true)?;
+            plan.points.retain(|p| keep(p));
+            let outcome = crate::live::bench::bench(&plan, &[], &bench_opts)?;
+            Ok((projected, outcome))
+        };
+        match step() {
+            Ok((projected, outcome)) => {
+                for e in &outcome.errors {
+                    eprintln!("error during the measurement: {e}");
+                }
+                projected_parts.push(projected);
+                measured_parts.push(outcome.results);
+                if outcome.interrupted {
+                    interrupted = true;
+                    break;
+                }
+            }
+            // what the earlier parts measured is kept: written below, then the error
+            Err(e) if !measured_parts.is_empty() => {
+                failed = Some(e);
+                break;
+            }
+            Err(e) => return Err(e),
+        }
     }
-    let measured = outcome.results;
+    let (Some(projected), Some(measured)) = (splice(projected_parts), splice(measured_parts))
+    else {
+        return Err(anyhow::anyhow!("validate: nothing was measured"));
+    };
+    write_results(&a.out, "projected", &projected)?;
     write_results(&a.out, "measured", &measured)?;
     // 4. compare, and draw
     let metrics: Vec<String> = report::compare::DEFAULT_METRICS
@@ -735,7 +964,7 @@ fn validate(a: ValidateArgs) -> Result<()> {
         &tolerances,
         &a.out.join("projected.json").display().to_string(),
         &a.out.join("measured.json").display().to_string(),
-        host_reference(&projected),
+        &host_references(&projected),
     );
     let table = report::compare::render_table(&c);
     std::fs::write(a.out.join("comparison.txt"), &table)?;
@@ -747,7 +976,13 @@ fn validate(a: ValidateArgs) -> Result<()> {
         Err(e) => eprintln!("validate: no HTML report: {e}"),
     }
     out(&table)?;
-    if outcome.interrupted {
+    if let Some(e) = failed {
+        return Err(e.context(format!(
+            "validate stopped: {} holds the points measured before",
+            a.out.display()
+        )));
+    }
+    if interrupted {
         return Err(anyhow::anyhow!(
             "interrupted: the measurement holds the points measured so far"
         ));

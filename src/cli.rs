@@ -77,7 +77,7 @@ pub struct MergeArgs {
     pub out: Option<PathBuf>,
 }
 
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 pub struct ExperimentArgs {
     /// Experiment file (JSON)
     pub experiment: PathBuf,
@@ -264,7 +264,12 @@ pub struct ValidateArgs {
     /// Use this model instead of calibrating one
     #[arg(long, value_name = "MODEL.json")]
     pub model: Option<PathBuf>,
-    /// Calibration time budget, seconds
+    /// Calibrate once, on the whole workload, before any point is measured. By default each
+    /// workload of the sweep is calibrated on its own right before its points are measured
+    /// (model-K-NAME.json, calibration-K-NAME.txt): a shared host's speed drifts over minutes
+    #[arg(long, conflicts_with = "model")]
+    pub calibrate_once: bool,
+    /// Calibration time budget, seconds (shared among the workloads' calibrations)
     #[arg(long, default_value_t = 120.0)]
     pub budget_s: f64,
     /// Replications per point, for both the projection and the measurement
@@ -279,7 +284,7 @@ pub struct ValidateArgs {
     /// Fail (exit code 3) when |relative error| of METRIC exceeds PCT percent at any point
     #[arg(long = "tolerance", value_name = "METRIC=PCT")]
     pub tolerances: Vec<String>,
-    /// Directory for every artefact: model.json, projected.*, measured.*, comparison.*, report.html
+    /// Directory for every artefact: model(s), calibration summaries, projected.*, measured.*, comparison.*, report.html
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
     /// Threads of the async runtime of both the calibration and the load generator (default: one per core; 1 runs it on a

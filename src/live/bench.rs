@@ -892,6 +892,7 @@ fn point_out(point: &Point, records: &[RunRecord]) -> PointOut {
         slo,
         verdict,
         precision: None,
+        model: None,
     }
 }
 

@@ -54,6 +54,9 @@ pub struct CalibrateOptions {
     pub bouncer_admin: Option<String>,
     /// The experiment whose `workload.transactions` are measured.
     pub workload: PathBuf,
+    /// Overrides of the workload experiment's fields (dotted path, value), as `--set` gives
+    /// them: `validate` sets `workload.transactions` to one workload of its sweep.
+    pub workload_set: Vec<(String, Value)>,
     /// The model's name (the output file's stem).
     pub name: String,
     /// Total time budget.
@@ -1129,7 +1132,9 @@ async fn calibrate_async(opts: &CalibrateOptions, cores: usize) -> Result<Calibr
 async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Calibration> {
     // --- the workload
     // the workload's own model (often the one being calibrated) is not needed to measure it
-    let loaded = load_experiment(&opts.workload, &[("model".to_string(), Value::Null)])?;
+    let mut sets = opts.workload_set.clone();
+    sets.push(("model".to_string(), Value::Null));
+    let loaded = load_experiment(&opts.workload, &sets)?;
     let (file, problems) = parse_file(&loaded.doc);
     if let Some(p) = problems.first() {
         return Err(crate::experiment::Invalid(problems.clone()))
@@ -1195,6 +1200,16 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         "workload".into(),
         json!(opts.workload.display().to_string()),
     );
+    if !opts.workload_set.is_empty() {
+        prov.insert(
+            "workload_set".into(),
+            json!(opts
+                .workload_set
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()),
+        );
+    }
     prov.insert("postgres_url".into(), json!(pg.shown));
     let mut pg_settings = Map::new();
     for s in [

@@ -184,6 +184,7 @@ pub fn measured_from_pgbench(s: &PgbenchSummary, source_name: &str) -> Results {
             slo: Vec::new(),
             verdict: "-".into(),
             precision: None,
+            model: None,
         }],
         resolved_experiment: serde_json::json!({
             "pgbench": {"clients": s.clients, "duration_s": s.duration_s, "transactions": s.transactions,
@@ -202,7 +203,7 @@ pub fn compare(
     tolerances: &[(String, f64)],
     projected_name: &str,
     measured_name: &str,
-    host_reference: Option<Probe>,
+    host_reference: &dyn Fn(&PointOut) -> Option<Probe>,
 ) -> Comparison {
     let probes = measured_probes(measured);
     let mut points = Vec::new();
@@ -250,7 +251,7 @@ pub fn compare(
                 within_tolerance,
             });
         }
-        let host = host_reference.and_then(|c| {
+        let host = host_reference(pp).and_then(|c| {
             let m = probes.iter().find(|(i, _)| *i == mp.index)?.1;
             Some(HostDrift::new(c, m))
         });
@@ -487,6 +488,7 @@ mod tests {
             slo: vec![],
             verdict: "-".into(),
             precision: None,
+            model: None,
         }
     }
 
@@ -543,7 +545,7 @@ mod tests {
             &[("throughput_rps".into(), 0.05)],
             "p",
             "m",
-            None,
+            &|_| None,
         );
         assert_eq!(c.points.len(), 1);
         assert!(c.points[0].host.is_none() && c.host_drifted == 0);
@@ -597,7 +599,7 @@ mod tests {
             })
         );
         let metrics: Vec<String> = vec!["throughput_rps".into()];
-        let c = compare(&proj, &meas, &metrics, &[], "p", "m", reference);
+        let c = compare(&proj, &meas, &metrics, &[], "p", "m", &|_| reference);
         let h0 = c.points[0].host.unwrap();
         assert!(
             (h0.cpu_change - 0.1 / 3.0).abs() < 1e-12 && (h0.memory_change - 0.05).abs() < 1e-12
@@ -609,7 +611,7 @@ mod tests {
         let text = String::from_utf8(render_table(&c)).unwrap();
         assert!(text.contains("users=2: CPU +0 %, memory +40 %"), "{text}");
         // without a reference (an uncalibrated model) nothing is said about the host
-        let c = compare(&proj, &meas, &metrics, &[], "p", "m", None);
+        let c = compare(&proj, &meas, &metrics, &[], "p", "m", &|_| None);
         assert!(c.points.iter().all(|p| p.host.is_none()) && c.host_drifted == 0);
     }
 }

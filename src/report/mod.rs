@@ -60,6 +60,10 @@ pub struct PointOut {
     /// Precision stopping, when the experiment asks for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub precision: Option<PrecisionOut>,
+    /// The model file this point was projected with, when it is not the experiment's: `validate`
+    /// calibrates each workload of a sweep on its own, right before its points are measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -226,6 +230,7 @@ pub fn build(
                         }
                     }),
                 }),
+                model: None,
             }
         })
         .collect();
