@@ -5,8 +5,10 @@
 # calibration has, since the 1-user points are held out — and prints each point's errors before
 # and after, and the held-out summary without the 1-user points (VALIDATION.md, runs 46-51):
 #   scripts/level-oracle.py VALIDATE_OUT_DIR [WORK_DIR]
-# Needs target/release/poolsim (cargo build --release) and experiments/validate-local.json.
-import copy, json, os, statistics, subprocess, sys
+# A run that calibrated each workload on its own (model-K-NAME.json) is re-projected per workload
+# with that workload's model. Needs target/release/poolsim (cargo build --release) and
+# experiments/validate-local.json.
+import copy, glob, json, os, statistics, subprocess, sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, 'target', 'release', 'poolsim')
@@ -44,12 +46,31 @@ def scaled(model, tx, f):
                 d['empirical']['quantiles'] = [[a, b * f] for a, b in d['empirical']['quantiles']]
             elif 'const_ms' in d:
                 d['const_ms'] *= f
+            elif 'lognormal' in d:
+                d['lognormal'] = {k: v * f for k, v in d['lognormal'].items()}
     return m
 
 
-base = json.load(open(os.path.join(RUN, 'model.json')))
-base['defaults'].get('postgres', {}).pop('behind_at_most_ms', None)  # a field of older models
-before = project(base, os.path.join(WORK, 'base'))
+def load_model(path):
+    m = json.load(open(path))
+    m['defaults'].get('postgres', {}).pop('behind_at_most_ms', None)  # a field of older models
+    return m
+
+
+# each transaction type's model: the run's one model.json, or each workload's own
+if os.path.exists(os.path.join(RUN, 'model.json')):
+    models = {None: load_model(os.path.join(RUN, 'model.json'))}
+else:
+    models = {}
+    for path in sorted(glob.glob(os.path.join(RUN, 'model-*.json'))):
+        m = load_model(path)
+        for t in m['defaults']['workload']['transactions']:
+            models[t['name']] = m
+model_of = lambda tx: models.get(tx, models.get(None))
+before = {}
+for tx, m in models.items():
+    got = project(m, os.path.join(WORK, f'base-{tx or "all"}'))
+    before.update({k: v for k, v in got.items() if tx is None or k[0] == tx})
 rows = []
 for tx in sorted({k[0] for k in before}):
     for pool in sorted({k[1] for k in before if k[0] == tx}):
@@ -57,7 +78,7 @@ for tx in sorted({k[0] for k in before}):
         for _ in range(4):
             r = after[(tx, pool, '1u')]['throughput_rps']
             f *= r['projected']['mean'] / r['measured']['mean']
-            after = project(scaled(base, tx, f), os.path.join(WORK, f'{tx}-{pool}'))
+            after = project(scaled(model_of(tx), tx, f), os.path.join(WORK, f'{tx}-{pool}'))
         for k, v in after.items():
             if k[:2] != (tx, pool):
                 continue

@@ -995,7 +995,82 @@ fn validate(a: ValidateArgs) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::calibration_warnings;
+    use super::{calibration_warnings, splice, validate_parts};
+    use crate::cli::ExperimentArgs;
+    use serde_json::json;
+
+    fn part(indices: &[usize], env: serde_json::Value) -> crate::report::Results {
+        let points: Vec<serde_json::Value> = indices
+            .iter()
+            .map(|&i| {
+                json!({"index": i, "params": {}, "replications": 1, "events": 0, "truncated": false,
+                       "metrics": {}, "slo": [], "verdict": "-"})
+            })
+            .collect();
+        serde_json::from_value(json!({
+            "schema_version": 1, "poolsim_version": "x", "source": "measured", "experiment": "e",
+            "seed": 1, "confidence": 0.95, "replications": 1, "axes": [], "warnings": ["w"],
+            "points": points, "resolved_experiment": {}, "environment": env
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_parts_results_splice_into_one_document_in_plan_order() {
+        let a = part(
+            &[0, 2],
+            json!({"host_speed": {"points": [{"index": 0}, {"index": 2}]}, "errors": ["e0"], "interrupted": false}),
+        );
+        let b = part(
+            &[1],
+            json!({"host_speed": {"points": [{"index": 1}]}, "errors": ["e1"], "interrupted": true}),
+        );
+        let r = splice(vec![a, b]).unwrap();
+        let idx: Vec<usize> = r.points.iter().map(|p| p.index).collect();
+        assert_eq!(idx, [0, 1, 2]);
+        assert_eq!(r.warnings, ["w"], "each warning once");
+        let env = r.environment.unwrap();
+        assert_eq!(env["host_speed"]["points"].as_array().unwrap().len(), 3);
+        assert_eq!(env["errors"], json!(["e0", "e1"]));
+        assert_eq!(
+            env["interrupted"],
+            json!(true),
+            "one part interrupted: the whole run was"
+        );
+        assert!(splice(Vec::new()).is_none());
+    }
+
+    #[test]
+    fn validate_calibrates_each_workload_when_its_points_run_together() {
+        let exp = |set: &[&str]| ExperimentArgs {
+            experiment: concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/experiments/validate-local.json"
+            )
+            .into(),
+            set: set.iter().map(|s| s.to_string()).collect(),
+        };
+        let (parts, note) = validate_parts(&exp(&[]), false).unwrap();
+        assert!(note.is_none());
+        let labels: Vec<&str> = parts.iter().map(|p| p.label.as_str()).collect();
+        assert_eq!(labels, ["sleep", "scan", "mixed"]);
+        for (k, p) in parts.iter().enumerate() {
+            assert_eq!(p.points, (10 * k..10 * k + 10).collect(), "{}", p.label);
+            assert_eq!(p.workload_set.len(), 1);
+            assert_eq!(p.workload_set[0].0, "workload.transactions");
+            assert_eq!(p.workload_set[0].1[0]["name"], json!(p.label));
+        }
+        let (once, _) = validate_parts(&exp(&[]), true).unwrap();
+        assert_eq!(once.len(), 1);
+        assert_eq!(once[0].points.len(), 30);
+        assert!(once[0].workload_set.is_empty());
+        // the workload an inner axis: its points alternate, one calibration for all, and why
+        let inner = r#"sweep={"clients": [{"mode": "closed", "users": 1}, {"mode": "closed", "users": 4}], "workload.transactions": [[{"name": "a", "route": "primary", "sql": ["SELECT 1"]}], [{"name": "b", "route": "primary", "sql": ["SELECT 2"]}]]}"#;
+        let (alt, note) = validate_parts(&exp(&[inner]), false).unwrap();
+        assert_eq!(alt.len(), 1);
+        assert_eq!(alt[0].points.len(), 4);
+        assert!(note.unwrap().contains("alternate"));
+    }
 
     #[test]
     fn a_calibrations_warnings_are_its_lines_that_start_with_warning() {

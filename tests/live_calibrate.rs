@@ -214,8 +214,9 @@ fn live_calibrate_failing_sql_names_the_transaction() {
     assert!(!dir.join("bad-model.json").exists());
 }
 
-/// A shortened `poolsim validate` of experiments/validate-local.json: calibrate briefly, simulate,
-/// bench two points of the waiting-bound workload, compare; every artefact written.
+/// A shortened `poolsim validate` of experiments/validate-local.json: two waiting-bound workloads,
+/// each calibrated briefly on its own right before its two points are benched; projected,
+/// compared, every artefact written.
 #[test]
 fn live_validate_runs_the_whole_loop_on_a_short_sweep() {
     let Some(c) = cluster("live_validate_runs_the_whole_loop_on_a_short_sweep") else {
@@ -229,11 +230,11 @@ fn live_validate_runs_the_whole_loop_on_a_short_sweep() {
     );
     let dir = scratch("live-validate");
     let o = poolsim()
-        .args(["validate", "experiments/validate-local.json", "--budget-s", "15", "-q"])
+        .args(["validate", "experiments/validate-local.json", "--budget-s", "20", "-q"])
         .args(["--pg", &c.pg, "--bouncer", &c.bouncer])
         .args(["--replications", "1"])
         .args(["--set", "run.duration_s=2", "--set", "run.warmup_s=0.5"])
-        .args(["--set", r#"sweep.workload.transactions=[[{"name": "sleep", "route": "primary", "statements": 1, "sql": ["SELECT pg_sleep(0.004)"]}]]"#])
+        .args(["--set", r#"sweep.workload.transactions=[[{"name": "sleep", "route": "primary", "sql": ["SELECT pg_sleep(0.004)"]}], [{"name": "nap", "route": "primary", "sql": ["SELECT pg_sleep(0.002)"]}]]"#])
         .args(["--set", "sweep.pgbouncer.default_pool_size=[2]"])
         .args(["--set", r#"sweep.clients=[{"mode": "closed", "users": 1, "think_time": {"const_ms": 0}}, {"mode": "closed", "users": 4, "think_time": {"const_ms": 0}}]"#])
         .arg("--out")
@@ -245,8 +246,10 @@ fn live_validate_runs_the_whole_loop_on_a_short_sweep() {
     assert!(stdout.contains("summary"), "{stdout}");
     assert!(!stdout.contains("poolsim:poolsim@") && !stderr.contains("poolsim:poolsim@"));
     for f in [
-        "model.json",
-        "calibration.txt",
+        "model-1-sleep.json",
+        "calibration-1-sleep.txt",
+        "model-2-nap.json",
+        "calibration-2-nap.txt",
         "projected.json",
         "measured.json",
         "comparison.json",
@@ -255,12 +258,39 @@ fn live_validate_runs_the_whole_loop_on_a_short_sweep() {
     ] {
         assert!(dir.join(f).exists(), "{f} missing in {}", dir.display());
     }
+    // each calibration measured its own workload only, and each point names its model
+    let model: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("model-2-nap.json")).unwrap())
+            .unwrap();
+    let measured_types: Vec<&str> = model["provenance"]["transactions"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(measured_types, ["nap"], "{:#}", model["provenance"]);
+    let projected: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("projected.json")).unwrap())
+            .unwrap();
+    let models: Vec<&str> = projected["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["model"].as_str().unwrap())
+        .collect();
+    assert!(
+        models[..2]
+            .iter()
+            .all(|m| m.ends_with("model-1-sleep.json"))
+            && models[2..].iter().all(|m| m.ends_with("model-2-nap.json")),
+        "{models:?}"
+    );
     let cmp: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("comparison.json")).unwrap())
             .unwrap();
     let points = cmp["points"].as_array().unwrap();
-    assert_eq!(points.len(), 2, "{cmp:#}");
-    // the waiting-bound workload at pool 2: 4 users saturate PgBouncer's two servers (≈ 2 / 4 ms);
+    assert_eq!(points.len(), 4, "{cmp:#}");
+    // the waiting-bound workloads at pool 2: 4 users saturate PgBouncer's two servers (≈ 2 / 4 ms);
     // the projection must land in the same regime as the measurement
     for p in points {
         let thr = p["rows"]

@@ -613,5 +613,18 @@ mod tests {
         // without a reference (an uncalibrated model) nothing is said about the host
         let c = compare(&proj, &meas, &metrics, &[], "p", "m", &|_| None);
         assert!(c.points.iter().all(|p| p.host.is_none()) && c.host_drifted == 0);
+        // each point against its own model's reference (validate's per-workload calibrations)
+        let own = Probe {
+            cpu_ms: 3.0,
+            memory_ms: 14.0,
+        };
+        let c = compare(&proj, &meas, &metrics, &[], "p", "m", &|p| {
+            if p.index == 1 {
+                Some(own)
+            } else {
+                reference
+            }
+        });
+        assert!(!c.points[1].host.unwrap().drifted && c.host_drifted == 0);
     }
 }
