@@ -2792,7 +2792,9 @@ fn kept_latencies(runs: &[(f64, Vec<f64>)]) -> Vec<f64> {
     } else {
         &order[1..order.len() - 1]
     };
-    kept.iter().flat_map(|&i| runs[i].1.iter().copied()).collect()
+    kept.iter()
+        .flat_map(|&i| runs[i].1.iter().copied())
+        .collect()
 }
 
 /// Transactions drawn to set a type's spread ([`spread_to_path`]).
@@ -2896,6 +2898,47 @@ mod tests {
         // one slow run among steady ones sets nothing
         assert!((trimmed_mean(&[1.146, 1.465, 1.15, 1.14]) - 1.148).abs() < 1e-12);
         assert_eq!(trimmed_mean(&[1.0, 3.0]), 2.0);
+    }
+
+    #[test]
+    fn the_service_tail_is_set_to_the_paths_p95_and_keeps_its_mean() {
+        // a statement's service spread evenly over 1..2 ms; one round trip, all CPU, no path cost
+        let service: Vec<f64> = (0..1000).map(|i| 1.0 + i as f64 / 999.0).collect();
+        let mean = fit_mean(&service);
+        let (k, before, after) = spread_to_path(&service, 1, (0.0, 1.0), 0.0, 1.0).unwrap();
+        assert!((before - 1.95).abs() < 0.02, "{before}");
+        assert_eq!(
+            k, SPREAD_BOUNDS.0,
+            "a target below every factor's: the lower bound"
+        );
+        assert!((fit_mean(&after) - mean).abs() < 1e-9);
+        for target in [2.2, 1.85] {
+            let (k, _, after) = spread_to_path(&service, 1, (0.0, 1.0), 0.0, target).unwrap();
+            assert!((k > 1.0) == (target > before), "{target}: {k}");
+            assert!((fit_mean(&after) - mean).abs() < 1e-9);
+            // the body below the median moves only by the scaling back to the mean
+            let p95 = quantile(&after, 0.95);
+            assert!((p95 / target - 1.0).abs() < 0.02, "{target}: {p95}");
+        }
+        // five round trips, wait and CPU drawn apart, a path cost: the sum's P95 is what is set
+        let (k, before, _) = spread_to_path(&service, 5, (0.4, 0.6), 0.05, 9.0).unwrap();
+        assert!(before < 9.0 && k > 1.0, "{before} {k}");
+        assert!(spread_to_path(&service, 1, (0.0, 1.0), 0.0, f64::NAN).is_none());
+        assert!(spread_to_path(&[1.0], 1, (0.0, 1.0), 0.0, 1.0).is_none());
+    }
+
+    #[test]
+    fn the_spreads_latencies_are_those_of_the_runs_the_level_keeps() {
+        let runs = vec![
+            (2.0, vec![2.0, 2.0]),
+            (1.0, vec![1.0]),
+            (3.0, vec![3.0]),
+            (2.5, vec![2.5]),
+        ];
+        let mut kept = kept_latencies(&runs);
+        kept.sort_by(f64::total_cmp);
+        assert_eq!(kept, [2.0, 2.0, 2.5]);
+        assert_eq!(kept_latencies(&runs[..2]).len(), 3, "fewer than three: all");
     }
 
     #[test]
