@@ -2818,12 +2818,12 @@ fn spread_to_path(
     target_p95: f64,
 ) -> Option<(f64, f64, Vec<f64>)> {
     use rand::Rng;
-    if service.len() < 2 || trips == 0 || !(target_p95 > 0.0) {
+    if service.len() < 2 || trips == 0 || target_p95.is_nan() || target_p95 <= 0.0 {
         return None;
     }
     let mean = fit_mean(service);
     let med = median(service);
-    if !(mean > 0.0) {
+    if mean.is_nan() || mean <= 0.0 {
         return None;
     }
     let stretched = |k: f64| -> Vec<f64> {
