@@ -676,7 +676,8 @@ struct Part {
 
 /// How `validate` splits its sweep among calibrations: one per workload, in plan order, when each
 /// workload's points run together (the workload the outermost axis, as the bench runs them);
-/// otherwise one for every point.
+/// otherwise, or when `once`, a single one for all the points (with a note saying why, when the
+/// workloads alternate).
 fn validate_parts(exp: &ExperimentArgs, once: bool) -> Result<(Vec<Part>, Option<String>)> {
     let mut e = exp.clone();
     e.set.push("model=null".into());

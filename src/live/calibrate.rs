@@ -1201,12 +1201,14 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         json!(opts.workload.display().to_string()),
     );
     if !opts.workload_set.is_empty() {
+        // the paths only: the values are the experiment's (the transactions measured are
+        // under `transactions`)
         prov.insert(
             "workload_set".into(),
             json!(opts
                 .workload_set
                 .iter()
-                .map(|(k, v)| format!("{k}={v}"))
+                .map(|(k, _)| k.as_str())
                 .collect::<Vec<_>>()),
         );
     }
