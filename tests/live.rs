@@ -83,6 +83,21 @@ fn live_bench_writes_measured_results_in_the_simulators_schema() {
         );
         let peak = p.mean("postgres_peak_connections");
         assert!(peak >= 1.0, "point {}: peak {peak}", p.index);
+        // its one replication, on its own
+        assert_eq!(p.runs.len(), 1, "point {}: {:?}", p.index, p.runs);
+        let run = &p.runs[0];
+        assert_eq!(run.replication, 0);
+        assert!(
+            (run.throughput_rps - x).abs() <= 1e-9 * x,
+            "{run:?} against {x}"
+        );
+        assert!((run.latency_p95_ms - p.mean("latency_p95_ms")).abs() < 1e-9);
+        assert_eq!(run.failure_rate, 0.0);
+    }
+    // the windows in the order they ran, each after the last one's 3 s
+    for w in r.points.windows(2) {
+        let (a, b) = (w[0].runs[0].started_s, w[1].runs[0].started_s);
+        assert!(b >= a + 3.0, "windows at {a} s then {b} s");
     }
     // the CSV has one row per point
     let csv = std::fs::read_to_string(out_dir.join("results.csv")).unwrap();

@@ -28,7 +28,7 @@ use super::pg::{error_text, Endpoint, PgDb, APPLICATION_NAME, MONITOR_APPLICATIO
 use super::speed;
 use super::sql::{compile, LiveTx};
 use crate::experiment::{BouncerSpec, Invalid, PoolMode, Problem, Scenario, Target};
-use crate::report::{self, MetricOut, PointOut, Results};
+use crate::report::{self, MetricOut, PointOut, Results, RunOut};
 use crate::sim::{metric_index, RunRecord, METRIC_NAMES};
 use crate::sweep::{summarize, Plan, Point};
 use anyhow::{anyhow, Context, Result};
@@ -86,6 +86,8 @@ struct PointRuns {
     errors: BTreeMap<String, (u64, String)>,
     /// The host's speed before each replication and after the last.
     probes: Vec<speed::Probe>,
+    /// Per record: its replication and when its measured window began (s from the run's start).
+    started: Vec<(u32, f64)>,
 }
 
 /// Consecutive points that run the same workload (`workload` of the resolved experiment)
@@ -621,6 +623,7 @@ async fn bench_async(plan: &Plan, warnings: &[Problem], opts: &Options) -> Resul
         opts.replications_together,
     );
     let mut runs: Vec<PointRuns> = (0..n_points).map(|_| PointRuns::default()).collect();
+    let run_start = Instant::now();
     for &(pi, rep) in &order {
         let point = &plan.points[pi];
         let sc = &point.scenario;
@@ -676,6 +679,7 @@ async fn bench_async(plan: &Plan, warnings: &[Problem], opts: &Options) -> Resul
             }
         }
         runs[pi].probes.push(prober.probe());
+        let window_s = run_start.elapsed().as_secs_f64() + sc.run.warmup.as_s_f64();
         let (phase_tx, phase_rx) = watch::channel(Phase::Starting);
         let settings = sc.bouncer.clone().filter(|_| needs(sc, Target::Bouncer));
         let sampler = tokio::spawn(sample(watchers, phase_rx, settings));
@@ -721,6 +725,7 @@ async fn bench_async(plan: &Plan, warnings: &[Problem], opts: &Options) -> Resul
                 values: v,
                 truncated: out.interrupted,
             });
+            runs[pi].started.push((rep, window_s));
         }
         if out.interrupted {
             interrupted = true;
@@ -748,7 +753,7 @@ async fn bench_async(plan: &Plan, warnings: &[Problem], opts: &Options) -> Resul
             ));
         }
         if !runs.records.is_empty() {
-            points_out.push(point_out(point, &runs.records));
+            points_out.push(point_out(point, runs));
         }
     }
     progress.bar.finish_and_clear();
@@ -869,7 +874,8 @@ async fn bench_async(plan: &Plan, warnings: &[Problem], opts: &Options) -> Resul
     })
 }
 
-fn point_out(point: &Point, records: &[RunRecord]) -> PointOut {
+fn point_out(point: &Point, runs: &PointRuns) -> PointOut {
+    let records = &runs.records;
     let intervals = summarize(records, point.scenario.run.confidence);
     let mut metrics = Map::new();
     for (i, name) in METRIC_NAMES.iter().enumerate() {
@@ -893,6 +899,17 @@ fn point_out(point: &Point, records: &[RunRecord]) -> PointOut {
         verdict,
         precision: None,
         model: None,
+        runs: records
+            .iter()
+            .zip(&runs.started)
+            .map(|(r, &(replication, started_s))| RunOut {
+                replication,
+                started_s: (started_s * 10.0).round() / 10.0,
+                throughput_rps: r.get("throughput_rps"),
+                latency_p95_ms: r.get("latency_p95_ms"),
+                failure_rate: r.get("failure_rate"),
+            })
+            .collect(),
     }
 }
 

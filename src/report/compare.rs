@@ -185,6 +185,7 @@ pub fn measured_from_pgbench(s: &PgbenchSummary, source_name: &str) -> Results {
             verdict: "-".into(),
             precision: None,
             model: None,
+            runs: Vec::new(),
         }],
         resolved_experiment: serde_json::json!({
             "pgbench": {"clients": s.clients, "duration_s": s.duration_s, "transactions": s.transactions,
@@ -489,6 +490,7 @@ mod tests {
             verdict: "-".into(),
             precision: None,
             model: None,
+            runs: Vec::new(),
         }
     }
 

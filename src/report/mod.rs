@@ -64,6 +64,22 @@ pub struct PointOut {
     /// calibrates each workload of a sweep on its own, right before its points are measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// Measured results only: each replication on its own, in the order the replications ran,
+    /// so that a spell of the host (one slow replication among fast ones) shows where the
+    /// interval alone cannot say.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runs: Vec<RunOut>,
+}
+
+/// One measured replication of a point.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RunOut {
+    pub replication: u32,
+    /// When its measured window began, in seconds from the start of the run.
+    pub started_s: f64,
+    pub throughput_rps: f64,
+    pub latency_p95_ms: f64,
+    pub failure_rate: f64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -210,6 +226,7 @@ pub fn build(
                 metrics,
                 slo,
                 verdict,
+                runs: Vec::new(),
                 precision: r.precision.as_ref().map(|p| PrecisionOut {
                     met: p.met,
                     target: p.target,
