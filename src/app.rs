@@ -787,6 +787,43 @@ fn splice(parts: Vec<report::Results>) -> Option<report::Results> {
 /// workload of the sweep is calibrated on its own right before its points are measured (a
 /// shared host's speed drifts over minutes; `--calibrate-once` calibrates the whole workload
 /// once, first).
+/// A transaction type whose level (back to back on the workload's path) moved more than this
+/// between its calibration and its measurement again right after its points is flagged: the
+/// bound on a point's throughput error, within which the host's drift alone could carry a miss.
+const LEVEL_DRIFT: f64 = 0.10;
+
+/// One line per transaction type: its level at calibration (the model's
+/// `provenance.service_on_the_path`) against `again`, measured after its points, and a warning
+/// when it moved more than [`LEVEL_DRIFT`].
+fn level_drift_notes(model: &serde_json::Value, again: &[(String, f64)]) -> Vec<String> {
+    let at_calibration = |name: &str| {
+        model["provenance"]["service_on_the_path"]["types"]
+            .as_array()?
+            .iter()
+            .find(|t| t["transaction"] == name)?["back_to_back_mean_ms"]
+            .as_f64()
+    };
+    again
+        .iter()
+        .filter_map(|(name, after)| {
+            let before = at_calibration(name).filter(|b| *b > 0.0)?;
+            let change = after / before - 1.0;
+            let mut line = format!(
+                "`{name}` back to back on the path: {before:.3} ms a transaction at its calibration, {after:.3} ms after its points ({:+.1} %)",
+                change * 100.0
+            );
+            if change.abs() > LEVEL_DRIFT {
+                line.push_str(&format!(
+                    ": the host ran it {} after than at calibration, by more than {:.0} %; a miss at its points may be the host's, not the model's",
+                    if change < 0.0 { "faster" } else { "slower" },
+                    LEVEL_DRIFT * 100.0
+                ));
+            }
+            Some(line)
+        })
+        .collect()
+}
+
 fn validate(a: ValidateArgs) -> Result<()> {
     use crate::live::redact_url;
     use std::io::IsTerminal;
@@ -827,6 +864,7 @@ fn validate(a: ValidateArgs) -> Result<()> {
     let (mut projected_parts, mut measured_parts) = (Vec::new(), Vec::new());
     let mut interrupted = false;
     let mut failed: Option<anyhow::Error> = None;
+    let mut level_notes: Vec<String> = Vec::new();
     for (k, part) in parts.iter().enumerate() {
         let several = parts.len() > 1;
         let stem = |what: &str, ext: &str| {
@@ -852,8 +890,10 @@ fn validate(a: ValidateArgs) -> Result<()> {
         } else {
             String::new()
         };
-        let step = || -> Result<(report::Results, crate::live::bench::Outcome)> {
+        type Calibrated = Option<(crate::live::calibrate::CalibrateOptions, serde_json::Value)>;
+        let step = || -> Result<(report::Results, crate::live::bench::Outcome, Calibrated)> {
             // 1. the model: given, or calibrated now on this part's workload
+            let mut calibrated = None;
             let model_path = match &a.model {
                 Some(m) => m.clone(),
                 None => {
@@ -900,6 +940,7 @@ fn validate(a: ValidateArgs) -> Result<()> {
                     for w in calibration_warnings(&cal.summary) {
                         eprintln!("validate: calibration{of} {w}");
                     }
+                    calibrated = Some((opts, cal.model));
                     path
                 }
             };
@@ -925,12 +966,25 @@ fn validate(a: ValidateArgs) -> Result<()> {
             let mut plan = sweep::plan(&loaded, true)?;
             plan.points.retain(|p| keep(p));
             let outcome = crate::live::bench::bench(&plan, &[], &bench_opts)?;
-            Ok((projected, outcome))
+            Ok((projected, outcome, calibrated))
         };
         match step() {
-            Ok((projected, outcome)) => {
+            Ok((projected, outcome, calibrated)) => {
                 for e in &outcome.errors {
                     eprintln!("error during the measurement: {e}");
+                }
+                // 3b. the workload's level again: does the host still run it as at calibration?
+                if let (Some((opts, model)), false) = (calibrated, outcome.interrupted) {
+                    let notes = match crate::live::calibrate::levels_again(&opts) {
+                        Ok(again) => level_drift_notes(&model, &again),
+                        Err(e) => vec![format!(
+                            "the levels could not be measured again after the points: {e:#}"
+                        )],
+                    };
+                    for n in notes {
+                        eprintln!("validate: {n}");
+                        level_notes.push(n);
+                    }
                 }
                 projected_parts.push(projected);
                 measured_parts.push(outcome.results);
@@ -958,7 +1012,7 @@ fn validate(a: ValidateArgs) -> Result<()> {
         .iter()
         .map(|s| s.to_string())
         .collect();
-    let c = report::compare::compare(
+    let mut c = report::compare::compare(
         &projected,
         &measured,
         &metrics,
@@ -967,6 +1021,7 @@ fn validate(a: ValidateArgs) -> Result<()> {
         &a.out.join("measured.json").display().to_string(),
         &host_references(&projected),
     );
+    c.notes = level_notes;
     let table = report::compare::render_table(&c);
     std::fs::write(a.out.join("comparison.txt"), &table)?;
     let mut cj = serde_json::to_vec_pretty(&c)?;
@@ -996,7 +1051,7 @@ fn validate(a: ValidateArgs) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{calibration_warnings, splice, validate_parts};
+    use super::{calibration_warnings, level_drift_notes, splice, validate_parts};
     use crate::cli::ExperimentArgs;
     use serde_json::json;
 
@@ -1085,5 +1140,44 @@ mod tests {
             ]
         );
         assert_eq!(calibration_warnings("all well\n").count(), 0);
+    }
+
+    #[test]
+    fn a_level_that_moved_beyond_the_bound_after_the_points_is_flagged() {
+        // run 63's mixed transaction: calibrated in a slow state, the host faster afterwards
+        let model = serde_json::json!({"provenance": {"service_on_the_path": {"types": [
+            {"transaction": "mixed", "back_to_back_mean_ms": 0.8824},
+            {"transaction": "scan", "back_to_back_mean_ms": 1.463}
+        ]}}});
+        let notes = level_drift_notes(
+            &model,
+            &[
+                ("mixed".into(), 0.65),
+                ("scan".into(), 1.49),
+                ("unknown".into(), 1.0),
+            ],
+        );
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(
+            notes[0].starts_with("`mixed` back to back on the path: 0.882 ms a transaction at its calibration, 0.650 ms after its points (-26.3 %): the host ran it faster after"),
+            "{}",
+            notes[0]
+        );
+        assert!(notes[0].contains("may be the host's"), "{}", notes[0]);
+        // within the bound: the figures, no warning
+        assert!(
+            notes[1].ends_with("1.490 ms after its points (+1.8 %)"),
+            "{}",
+            notes[1]
+        );
+        // slower after, beyond the bound
+        let slow = level_drift_notes(&model, &[("scan".into(), 1.7)]);
+        assert!(
+            slow[0].contains("the host ran it slower after"),
+            "{}",
+            slow[0]
+        );
+        // a model without the figure (given with --model, or older): nothing to say
+        assert!(level_drift_notes(&serde_json::json!({}), &[("scan".into(), 1.7)]).is_empty());
     }
 }

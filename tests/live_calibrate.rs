@@ -290,6 +290,28 @@ fn live_validate_runs_the_whole_loop_on_a_short_sweep() {
             .unwrap();
     let points = cmp["points"].as_array().unwrap();
     assert_eq!(points.len(), 4, "{cmp:#}");
+    // each workload's level measured again after its points, against its calibration's
+    let notes: Vec<&str> = cmp["notes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no notes: {cmp:#}"))
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(
+        notes[0].starts_with("`sleep` back to back on the path: "),
+        "{notes:?}"
+    );
+    assert!(
+        notes[1].starts_with("`nap` back to back on the path: "),
+        "{notes:?}"
+    );
+    assert!(
+        notes.iter().all(|n| n.contains(" ms after its points (")),
+        "{notes:?}"
+    );
+    let table = std::fs::read_to_string(dir.join("comparison.txt")).unwrap();
+    assert!(table.contains(notes[1]), "{table}");
     // the waiting-bound workloads at pool 2: 4 users saturate PgBouncer's two servers (≈ 2 / 4 ms);
     // the projection must land in the same regime as the measurement
     for p in points {

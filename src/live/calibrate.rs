@@ -24,6 +24,7 @@ use super::hop::{self, HopTimes};
 use super::pg::{error_text, Endpoint};
 use super::speed;
 use super::sql::{compile, LiveTx};
+use crate::experiment::file::ExperimentFile;
 use crate::experiment::load::{load_experiment, parse_file};
 use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -1129,8 +1130,8 @@ async fn calibrate_async(opts: &CalibrateOptions, cores: usize) -> Result<Calibr
     r
 }
 
-async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Calibration> {
-    // --- the workload
+/// The workload experiment (with its overrides) and its transaction types, compiled.
+fn workload_of(opts: &CalibrateOptions) -> Result<(ExperimentFile, Vec<LiveTx>)> {
     // the workload's own model (often the one being calibrated) is not needed to measure it
     let mut sets = opts.workload_set.clone();
     sets.push(("model".to_string(), Value::Null));
@@ -1147,6 +1148,61 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
             opts.workload.display()
         );
     }
+    Ok((file, txs))
+}
+
+/// Unbroken back-to-back runs a level is measured again with ([`levels_again`]).
+const AGAIN_RUNS: usize = 3;
+
+/// Each transaction type's level measured again, as calibration measures it — the trimmed mean
+/// of unbroken back-to-back runs on the workload's path (through PgBouncer when there is one),
+/// here [`AGAIN_RUNS`] of them, a few seconds a type: (type, ms a transaction). `validate` takes
+/// it right after a workload's points, to see whether the host still runs the workload as fast
+/// as at its calibration.
+pub fn levels_again(opts: &CalibrateOptions) -> Result<Vec<(String, f64)>> {
+    let rt = super::runtime(opts.threads)?;
+    let opts = opts.clone();
+    rt.block_on(async move {
+        tokio::spawn(async move {
+            let (_, txs) = workload_of(&opts)?;
+            let ep = match &opts.bouncer {
+                Some(u) => Endpoint::parse("--bouncer", u, APPLICATION_NAME),
+                None => Endpoint::parse("--pg", &opts.pg, APPLICATION_NAME),
+            }
+            .map_err(|m| anyhow!(m))?;
+            let client = connect(
+                &ep,
+                if opts.bouncer.is_some() {
+                    "PgBouncer"
+                } else {
+                    "PostgreSQL"
+                },
+            )
+            .await?;
+            let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(0x0041_4741_494e);
+            let mut alarm = Alarm::new()?;
+            let mut out = Vec::with_capacity(txs.len());
+            for tx in &txs {
+                let mut timer = TxTimer::new(&client, tx);
+                let mut means = Vec::with_capacity(AGAIN_RUNS);
+                for _ in 0..AGAIN_RUNS {
+                    means.push(steady_run(&mut timer, &mut rng, &mut alarm).await?.0);
+                }
+                out.push((tx.name.clone(), trimmed_mean(&means)));
+            }
+            drop(client);
+            // let the connection task send its Terminate message
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Ok(out)
+        })
+        .await
+        .context("the measurement task failed")?
+    })
+}
+
+async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Calibration> {
+    // --- the workload
+    let (file, txs) = workload_of(opts)?;
     let weights: Vec<f64> = file
         .workload
         .as_ref()

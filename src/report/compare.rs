@@ -33,6 +33,10 @@ pub struct Comparison {
     /// Points measured while the host ran more than [`HOST_DRIFT`] faster or slower than at
     /// calibration (none when either side was not probed).
     pub host_drifted: usize,
+    /// What the comparison's caller measured beside it (`validate`: each workload's level again
+    /// after its points, against its calibration's), one line each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -323,6 +327,7 @@ pub fn compare(
         summary,
         unmatched,
         tolerance_exceeded,
+        notes: Vec::new(),
     }
 }
 
@@ -441,6 +446,12 @@ pub fn render_table(c: &Comparison) -> Vec<u8> {
                 h.cpu_change * 100.0,
                 h.memory_change * 100.0
             ));
+        }
+    }
+    if !c.notes.is_empty() {
+        out.push('\n');
+        for n in &c.notes {
+            out.push_str(&format!("{n}\n"));
         }
     }
     if !c.unmatched.is_empty() {
