@@ -1156,7 +1156,7 @@ const AGAIN_RUNS: usize = 3;
 
 /// Each transaction type's level measured again, as calibration measures it — the trimmed mean
 /// of unbroken back-to-back runs on the workload's path (through PgBouncer when there is one),
-/// here [`AGAIN_RUNS`] of them, a few seconds a type: (type, ms a transaction). `validate` takes
+/// here three of them, a few seconds a type: (type, ms a transaction). `validate` takes
 /// it right after a workload's points, to see whether the host still runs the workload as fast
 /// as at its calibration.
 pub fn levels_again(opts: &CalibrateOptions) -> Result<Vec<(String, f64)>> {
