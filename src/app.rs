@@ -783,10 +783,6 @@ fn splice(parts: Vec<report::Results>) -> Option<report::Results> {
     Some(out)
 }
 
-/// Calibrate, simulate, bench, compare — the whole loop in one command. Without `--model`, each
-/// workload of the sweep is calibrated on its own right before its points are measured (a
-/// shared host's speed drifts over minutes; `--calibrate-once` calibrates the whole workload
-/// once, first).
 /// A transaction type whose level (back to back on the workload's path) moved more than this
 /// between its calibration and its measurement again right after its points is flagged: the
 /// bound on a point's throughput error, within which the host's drift alone could carry a miss.
@@ -824,6 +820,10 @@ fn level_drift_notes(model: &serde_json::Value, again: &[(String, f64)]) -> Vec<
         .collect()
 }
 
+/// Calibrate, simulate, bench, compare — the whole loop in one command. Without `--model`, each
+/// workload of the sweep is calibrated on its own right before its points are measured (a
+/// shared host's speed drifts over minutes; `--calibrate-once` calibrates the whole workload
+/// once, first).
 fn validate(a: ValidateArgs) -> Result<()> {
     use crate::live::redact_url;
     use std::io::IsTerminal;

@@ -86,8 +86,8 @@ struct PointRuns {
     errors: BTreeMap<String, (u64, String)>,
     /// The host's speed before each replication and after the last.
     probes: Vec<speed::Probe>,
-    /// Per record: its replication and when its measured window began (s from the run's start).
-    started: Vec<(u32, f64)>,
+    /// Each record on its own, as the results show it.
+    runs: Vec<RunOut>,
 }
 
 /// Consecutive points that run the same workload (`workload` of the resolved experiment)
@@ -720,12 +720,19 @@ async fn bench_async(plan: &Plan, warnings: &[Problem], opts: &Options) -> Resul
         }
         if let Some(mut v) = out.values.clone() {
             server_metrics(&mut v, sc, &samples, &out, usable);
-            runs[pi].records.push(RunRecord {
+            let record = RunRecord {
                 events: v[metric_index("requests_issued")] as u64,
                 values: v,
                 truncated: out.interrupted,
+            };
+            runs[pi].runs.push(RunOut {
+                replication: rep,
+                started_s: (window_s * 10.0).round() / 10.0,
+                throughput_rps: record.get("throughput_rps"),
+                latency_p95_ms: record.get("latency_p95_ms"),
+                failure_rate: record.get("failure_rate"),
             });
-            runs[pi].started.push((rep, window_s));
+            runs[pi].records.push(record);
         }
         if out.interrupted {
             interrupted = true;
@@ -899,17 +906,7 @@ fn point_out(point: &Point, runs: &PointRuns) -> PointOut {
         verdict,
         precision: None,
         model: None,
-        runs: records
-            .iter()
-            .zip(&runs.started)
-            .map(|(r, &(replication, started_s))| RunOut {
-                replication,
-                started_s: (started_s * 10.0).round() / 10.0,
-                throughput_rps: r.get("throughput_rps"),
-                latency_p95_ms: r.get("latency_p95_ms"),
-                failure_rate: r.get("failure_rate"),
-            })
-            .collect(),
+        runs: runs.runs.clone(),
     }
 }
 
