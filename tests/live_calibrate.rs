@@ -101,8 +101,19 @@ fn live_calibrate_writes_a_model_an_experiment_runs_on() {
         "wait_cpu_split",
         "backend_start",
         "client_connect",
+        "two_speeds",
     ] {
         assert!(p.get(k).is_some(), "provenance.{k} missing: {p:#}");
+    }
+    // one verdict per type, from the samples it names (null: one mode)
+    let speeds = p["two_speeds"]["types"].as_array().unwrap();
+    assert_eq!(speeds.len(), 1, "{speeds:?}");
+    assert_eq!(speeds[0]["transaction"], "select");
+    assert!(speeds[0]["back_to_back_samples"].as_u64().unwrap() >= 50);
+    assert!(speeds[0]["after_a_pause_samples"].as_u64().unwrap() >= 50);
+    for k in ["back_to_back", "after_a_pause"] {
+        let t = &speeds[0][k];
+        assert!(t.is_null() || t["slow_ms"].as_f64() >= t["fast_ms"].as_f64(), "{t}");
     }
     assert!(p["postgres"]["server_version"].as_str().unwrap().len() > 1);
     assert!(p["pgbouncer"]["version"]

@@ -1659,6 +1659,8 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
     let mut hot_means: Vec<f64> = Vec::new();
     // the latencies of the unbroken runs the level keeps, per type (their P95 sets the spread)
     let mut hot_lats: Vec<Vec<f64>> = Vec::new();
+    // the latencies after the reference pause, per type (whether it runs at two speeds)
+    let mut cold_lats: Vec<Vec<f64>> = Vec::new();
     let mut alarm = Alarm::new()?;
     for tx in &txs {
         let end = Instant::now() + share;
@@ -1698,6 +1700,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         let level = trimmed_mean(&steady_means);
         hot_lats.push(kept_latencies(&steady));
         let cold_tx = &after[REFERENCE];
+        cold_lats.push(cold_tx.clone());
         let hot_med = median(&hot_tx);
         hot_means.push(level);
         // beyond the level the model serves the type at (at least 0.001 ms: a wake-up is never
@@ -2133,6 +2136,34 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
             "types": spread_prov,
         }),
     );
+    // two speeds: a type whose latencies on the path split into a fast and a slow mode
+    let speeds_json = |t: fit::TwoSpeeds| {
+        json!({
+            "fast_ms": sig4(t.fast),
+            "slow_ms": sig4(t.slow),
+            "slow_share": sig4(t.slow_share),
+            "separation": sig4(t.separation),
+        })
+    };
+    let mut speeds_prov = Vec::new();
+    for (i, m) in measured.iter().enumerate() {
+        let of = |v: Option<&Vec<f64>>| v.and_then(|l| fit::two_speeds(l));
+        let (b2b, cold) = (of(hot_lats.get(i)), of(cold_lats.get(i)));
+        speeds_prov.push(json!({
+            "transaction": m.name,
+            "back_to_back": b2b.map(speeds_json),
+            "back_to_back_samples": hot_lats.get(i).map_or(0, Vec::len),
+            "after_a_pause": cold.map(speeds_json),
+            "after_a_pause_samples": cold_lats.get(i).map_or(0, Vec::len),
+        }));
+    }
+    prov.insert(
+        "two_speeds".into(),
+        json!({
+            "method": "each type's latencies on the path (the unbroken back-to-back runs the level keeps; the transactions after the reference pause) split where the split explains most of their variance (Otsu); two speeds when it explains at least 70 %, the slower mode's median is at least 1.3 × the faster's and holds 2–98 % of the samples. The model serves one speed: a P95 falls in the slower mode once its share passes 5 %, and the share moves with the host's load and over minutes",
+            "types": speeds_prov,
+        }),
+    );
     prov.insert("loaded_ceilings".into(), json!(loaded_prov));
     prov.insert(
         "round_trip".into(),
@@ -2560,6 +2591,26 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
             g("model_p95_before_ms"),
             g("tail_factor"),
             if p["applied"] == true { "" } else { " (within 5 %: left as fitted)" },
+        );
+    }
+    for p in &speeds_prov {
+        let (b2b, cold) = (&p["back_to_back"], &p["after_a_pause"]);
+        let Some(t) = [b2b, cold].into_iter().find(|t| !t.is_null()) else {
+            continue;
+        };
+        let share = |t: &Value| match t["slow_share"].as_f64() {
+            Some(x) => format!("{:.0} %", 100.0 * x),
+            None => "one mode".to_string(),
+        };
+        let _ = writeln!(
+            s,
+            "    warning: `{}` runs at two speeds on this host: {:.3} and {:.3} ms a transaction on the path (the slower's share: {} back to back, {} after a {} ms pause); a P95 falls in the slower mode once its share passes 5 %, and that share moves with the load and over minutes: expect P95 misses between idle and saturation",
+            p["transaction"].as_str().unwrap_or(""),
+            t["fast_ms"].as_f64().unwrap_or(f64::NAN),
+            t["slow_ms"].as_f64().unwrap_or(f64::NAN),
+            share(b2b),
+            share(cold),
+            WAKEUP_PAUSE.as_millis()
         );
     }
     let _ = writeln!(s, "throughput (round trips/s) against clients, direct:");

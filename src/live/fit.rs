@@ -1321,6 +1321,77 @@ pub fn split_wait_cpu_from_ceiling(
     })
 }
 
+/// Latencies that come from two speeds of the same work: a fast mode and a slow one, far apart,
+/// with few samples between (on the validation host a CPU-bound scan runs either in about 1.2 ms
+/// or in about 2.1 ms on the CPU, in spells; VALIDATION.md).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TwoSpeeds {
+    /// Median of the fast mode and of the slow one, in the samples' unit.
+    pub fast: f64,
+    pub slow: f64,
+    /// Share of the samples in the slow mode.
+    pub slow_share: f64,
+    /// Share of the variance the split into two modes explains (Otsu's η, 0–1).
+    pub separation: f64,
+}
+
+/// Samples below this count are never called two-speed.
+const TWO_SPEEDS_MIN: usize = 50;
+/// The slow mode's median over the fast one's, at least.
+const TWO_SPEEDS_RATIO: f64 = 1.3;
+/// The split must explain at least this share of the variance: a unimodal sample, however
+/// skewed, stays below (lognormal σ = 0.4: 0.60, exponential: 0.65, normal: 0.64), two modes
+/// 1.75 × apart with a tenth in the slower reach 0.75–0.85.
+const TWO_SPEEDS_SEPARATION: f64 = 0.7;
+
+/// Whether `samples` come from two speeds ([`TwoSpeeds`]): the split of the sorted samples that
+/// explains most of their variance (Otsu's method, each side at least a fiftieth and ten
+/// samples), kept when it explains at least 70 % of it, the slower mode's median is at least
+/// 1.3 × the faster's, and the slower holds between 2 % and 98 % of the samples. `None`
+/// otherwise, or with fewer than 50 samples.
+pub fn two_speeds(samples: &[f64]) -> Option<TwoSpeeds> {
+    let mut v: Vec<f64> = samples.iter().copied().filter(|x| x.is_finite()).collect();
+    let n = v.len();
+    if n < TWO_SPEEDS_MIN {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let (mut sum, mut sum2) = (vec![0.0; n + 1], vec![0.0; n + 1]);
+    for (i, &x) in v.iter().enumerate() {
+        sum[i + 1] = sum[i] + x;
+        sum2[i + 1] = sum2[i] + x * x;
+    }
+    let total = sum2[n] - sum[n] * sum[n] / n as f64;
+    if total <= 0.0 {
+        return None;
+    }
+    let side = (n / 50).max(10);
+    let mut best: Option<(f64, usize)> = None;
+    for i in side..=n - side {
+        let (lo, hi) = (i as f64, (n - i) as f64);
+        let within_lo = sum2[i] - sum[i] * sum[i] / lo;
+        let s_hi = sum[n] - sum[i];
+        let within_hi = (sum2[n] - sum2[i]) - s_hi * s_hi / hi;
+        let eta = 1.0 - (within_lo + within_hi) / total;
+        if best.is_none_or(|(b, _)| eta > b) {
+            best = Some((eta, i));
+        }
+    }
+    let (separation, i) = best?;
+    let mid = |w: &[f64]| w[w.len() / 2];
+    let (fast, slow) = (mid(&v[..i]), mid(&v[i..]));
+    let slow_share = (n - i) as f64 / n as f64;
+    (separation >= TWO_SPEEDS_SEPARATION
+        && slow >= TWO_SPEEDS_RATIO * fast
+        && (0.02..=0.98).contains(&slow_share))
+    .then_some(TwoSpeeds {
+        fast,
+        slow,
+        slow_share,
+        separation,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1328,6 +1399,46 @@ mod tests {
     use rand::SeedableRng;
     use rand_distr::Distribution;
     use rand_pcg::Pcg64Mcg;
+
+    /// `n` samples at the quantiles of `q` (deterministic, no draw).
+    fn at_quantiles(n: usize, q: impl Fn(f64) -> f64) -> Vec<f64> {
+        (0..n).map(|i| q((i as f64 + 0.5) / n as f64)).collect()
+    }
+
+    #[test]
+    fn two_speeds_finds_a_slow_mode_and_its_share() {
+        // 900 around 1.2 ms and 100 around 2.1 ms, each with a 3 % spread
+        let mut v = at_quantiles(900, |p| 1.2 * (1.0 + 0.03 * (p - 0.5)));
+        v.extend(at_quantiles(100, |p| 2.1 * (1.0 + 0.03 * (p - 0.5))));
+        let t = two_speeds(&v).expect("two modes 1.75 x apart");
+        assert!((t.fast - 1.2).abs() < 0.01, "{t:?}");
+        assert!((t.slow - 2.1).abs() < 0.01, "{t:?}");
+        assert!((t.slow_share - 0.1).abs() < 1e-9, "{t:?}");
+        assert!(t.separation > 0.9, "{t:?}");
+        // the slow mode's share follows it, in either order of the samples
+        v.reverse();
+        assert_eq!(two_speeds(&v), Some(t));
+    }
+
+    #[test]
+    fn two_speeds_leaves_one_mode_alone_however_skewed() {
+        let ln = LogNormal::new(0.0, 0.4).unwrap();
+        let ex = Exp::new(1.0).unwrap();
+        let tight = LogNormal::new(0.0, 0.05).unwrap();
+        for (name, v) in [
+            ("lognormal 0.4", at_quantiles(2000, |p| ln.inverse_cdf(p))),
+            ("exponential", at_quantiles(2000, |p| ex.inverse_cdf(p))),
+            ("tight", at_quantiles(2000, |p| tight.inverse_cdf(p))),
+        ] {
+            assert_eq!(two_speeds(&v), None, "{name}");
+        }
+        // a few slow samples (1 %) are a tail, not a mode; too few samples say nothing
+        let mut v = at_quantiles(990, |p| 1.2 * (1.0 + 0.03 * (p - 0.5)));
+        v.extend([2.1; 10]);
+        assert_eq!(two_speeds(&v), None);
+        assert_eq!(two_speeds(&[1.2, 1.2, 2.1, 2.1]), None);
+        assert_eq!(two_speeds(&[1.0; 200]), None);
+    }
 
     fn rng(seed: u64) -> Pcg64Mcg {
         Pcg64Mcg::seed_from_u64(seed)
