@@ -113,7 +113,10 @@ fn live_calibrate_writes_a_model_an_experiment_runs_on() {
     assert!(speeds[0]["after_a_pause_samples"].as_u64().unwrap() >= 50);
     for k in ["back_to_back", "after_a_pause"] {
         let t = &speeds[0][k];
-        assert!(t.is_null() || t["slow_ms"].as_f64() >= t["fast_ms"].as_f64(), "{t}");
+        assert!(
+            t.is_null() || t["slow_ms"].as_f64() >= t["fast_ms"].as_f64(),
+            "{t}"
+        );
     }
     assert!(p["postgres"]["server_version"].as_str().unwrap().len() > 1);
     assert!(p["pgbouncer"]["version"]
@@ -140,9 +143,13 @@ fn live_calibrate_writes_a_model_an_experiment_runs_on() {
         "/postgres/backend_start",
         "/workload/transactions/0/statement_wait",
         "/workload/transactions/0/statement_cpu",
+        "/workload/transactions/0/wakeup",
+        "/network/wakeup_after_ms",
     ] {
         assert!(d.pointer(path).is_some(), "defaults{path} missing: {d:#}");
     }
+    // the host's slow state outlasts an idle spell by the traced 30 ms
+    assert_eq!(d["network"]["wakeup_memory_ms"], 30.0, "{d:#}");
     assert_eq!(d["workload"]["transactions"][0]["name"], "select");
     let text_all = serde_json::to_string(&model).unwrap();
     assert!(

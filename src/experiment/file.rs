@@ -306,6 +306,11 @@ pub struct NetworkFile {
     pub wakeup: Option<DurationSpec>,
     /// Idle time after which the host's CPUs count as asleep (default 1 ms).
     pub wakeup_after_ms: Option<f64>,
+    /// With it, a transaction type's own wake-up follows the host's recent idle spells rather
+    /// than the one a request finds: the mean of the spells of the last `wakeup_memory_ms`
+    /// (exponentially weighted) sets the factor, and every request pays it, idle host or not
+    /// (absent: only a request that finds the host idle pays, by that spell).
+    pub wakeup_memory_ms: Option<f64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -340,6 +340,8 @@ pub struct Network {
     pub wakeup: Dist,
     /// Idle time after which they count as asleep.
     pub wakeup_after: SimDuration,
+    /// The memory of the host's recent idle spells for the types' own wake-ups, if any.
+    pub wakeup_memory: Option<SimDuration>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -289,6 +289,10 @@ pub fn validate(f: &mut ExperimentFile) -> Result<(Scenario, Vec<Problem>), Inva
             let x = *n.wakeup_after_ms.get_or_insert(1.0);
             v.ms("network.wakeup_after_ms", x)
         },
+        wakeup_memory: n
+            .wakeup_memory_ms
+            .map(|x| v.ms("network.wakeup_memory_ms", x))
+            .filter(|d| !d.is_zero()),
     };
 
     // --- postgres

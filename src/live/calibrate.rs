@@ -414,6 +414,7 @@ pub fn build_model(m: &ModelInputs) -> Value {
     if let Some(w) = &m.wakeup {
         network["wakeup"] = w.clone();
         network["wakeup_after_ms"] = json!(WAKEUP_AFTER.as_secs_f64() * 1000.0);
+        network["wakeup_memory_ms"] = json!(SLOW_STATE_MEMORY.as_secs_f64() * 1000.0);
     }
     defaults["network"] = network;
     json!({
@@ -608,6 +609,13 @@ const PAUSES: [(Duration, usize); 6] = [
 const MIN_AFTER_PAUSE: usize = 80;
 /// `PAUSES[REFERENCE]` is `WAKEUP_PAUSE`.
 const REFERENCE: usize = 3;
+/// How long the host's slow state outlasts the idle spell that set it
+/// (`network.wakeup_memory_ms`): traced on the validation host, a CPU-bound scan at 300/s ran in
+/// its slow mode in streaks of a median 6 and a mean 9 statements, 20–30 ms, and its slow share
+/// did not depend on how long the core had idled just before (VALIDATION.md, "The scan runs at
+/// two speeds"). Re-projecting six validation runs, 30 ms brought the scan's P95 at 300/s from
+/// −11 … −46 % to −29 … +14 %, where 100 ms pushed the mixed transaction's up to +64 %.
+const SLOW_STATE_MEMORY: Duration = Duration::from_millis(30);
 /// The idle time from which the model charges a wake-up (`network.wakeup_after_ms`): the
 /// shortest pause measured.
 const WAKEUP_AFTER: Duration = Duration::from_micros(250);

@@ -168,6 +168,9 @@ struct Req {
     stmt_left: u32,
     acq_start: SimTime,
     cpu_work: SimDuration,
+    /// CPU its first statement does beyond its type's (a wake-up into the host's slow state,
+    /// `network.wakeup_memory`).
+    cold_cpu: SimDuration,
     in_reset: bool,
     user_done: bool,
     /// Something happened while a message was in transit: fail at the next hop.
@@ -196,6 +199,7 @@ impl Req {
             stmt_left: 0,
             acq_start: SimTime::ZERO,
             cpu_work: SimDuration::ZERO,
+            cold_cpu: SimDuration::ZERO,
             in_reset: false,
             user_done: false,
             abort: None,
@@ -285,6 +289,10 @@ struct Sim<'a> {
     /// been idle otherwise (for `network.wakeup`).
     pg_cpu_busy: bool,
     pg_idle_since: SimTime,
+    /// The host's recent idle spell (`network.wakeup_memory`): the longest a request found,
+    /// decaying since `idle_peak_at`, ms.
+    idle_peak_ms: f64,
+    idle_peak_at: SimTime,
     pgs: Vec<Postgres>,
     rec: Recorder,
     rr: u32,
@@ -396,6 +404,8 @@ fn simulate_full(
         bouncer_up: true,
         pg_cpu_busy: false,
         pg_idle_since: SimTime::ZERO,
+        idle_peak_ms: 0.0,
+        idle_peak_at: SimTime::ZERO,
         pgs,
         rec: Recorder::new(),
         rr: 0,
@@ -786,6 +796,7 @@ impl<'a> Sim<'a> {
         q.conn = NONE;
         q.tx_left = sc.workload.tx_per_request;
         q.tx_drawn = false;
+        q.cold_cpu = SimDuration::ZERO;
         q.in_reset = false;
         q.user_done = false;
         q.abort = None;
@@ -801,11 +812,14 @@ impl<'a> Sim<'a> {
                 self.q.push(t, Ev::ClientTimeout { req: r, gen });
             }
         }
-        let idle = if !sc.network.wakeup.is_zero() || sc.workload.own_wakeup {
+        let mut idle = if !sc.network.wakeup.is_zero() || sc.workload.own_wakeup {
             self.host_idle()
         } else {
             None
         };
+        if let (Some(tau), true) = (sc.network.wakeup_memory, sc.workload.own_wakeup) {
+            idle = self.recent_idle(tau, idle);
+        }
         if let Some(idle) = idle {
             // a transaction type with its own wake-up: the request's first transaction is
             // drawn now, and runs when its turn comes
@@ -827,12 +841,46 @@ impl<'a> Sim<'a> {
                 if factor != 1.0 {
                     d = d.mul_f64(factor);
                 }
+                if sc.network.wakeup_memory.is_some() && sc.workload.own_wakeup {
+                    // the host's slow state: the first statement runs longer, on its core for
+                    // the type's CPU share of its service, the rest a delay
+                    let t = &sc.workload.txs[self.reqs[r as usize].tx as usize];
+                    let (w, c) = (t.wait.mean_ns(), t.cpu.mean_ns());
+                    let share = if w + c > 0.0 { c / (w + c) } else { 0.0 };
+                    let on_core = d.mul_f64(share);
+                    self.reqs[r as usize].cold_cpu = on_core;
+                    d = SimDuration(d.0.saturating_sub(on_core.0));
+                    if d.is_zero() {
+                        self.app_start(r);
+                        return;
+                    }
+                }
                 let seq = self.reqs[r as usize].seq;
                 self.q.push(now + d, Ev::HostAwake { req: r, seq });
                 return;
             }
         }
         self.app_start(r);
+    }
+
+    /// The host's recent idle spell for the types' own wake-ups (`network.wakeup_memory`): the
+    /// longest spell a request found, decaying with time constant `tau` — the slow state of an
+    /// intermittently loaded host lasts beyond the spell that set it (VALIDATION.md, "The scan
+    /// runs at two speeds"). `Some` while it is at least `network.wakeup_after`, whether or not
+    /// the host is idle now.
+    fn recent_idle(
+        &mut self,
+        tau: SimDuration,
+        now_idle: Option<SimDuration>,
+    ) -> Option<SimDuration> {
+        let dt = (self.now - self.idle_peak_at).as_ms_f64();
+        self.idle_peak_ms *= (-dt / tau.as_ms_f64()).exp();
+        self.idle_peak_at = self.now;
+        if let Some(g) = now_idle {
+            self.idle_peak_ms = self.idle_peak_ms.max(g.as_ms_f64());
+        }
+        let peak = SimDuration::from_ms_f64(self.idle_peak_ms);
+        (peak >= self.sc.network.wakeup_after).then_some(peak)
     }
 
     /// How long the database host's CPUs have been idle, if for `network.wakeup_after` at
@@ -1712,7 +1760,7 @@ impl<'a> Sim<'a> {
             let t = &sc.workload.txs[q.tx as usize];
             let k = self.pgs[pg as usize].slowdown;
             let w = t.wait.sample(&mut self.r.wait);
-            let c = t.cpu.sample(&mut self.r.cpu);
+            let c = t.cpu.sample(&mut self.r.cpu) + q.cold_cpu;
             if k != 1.0 {
                 (w.mul_f64(k), c.mul_f64(k))
             } else {
@@ -1722,6 +1770,9 @@ impl<'a> Sim<'a> {
         let seq = q.seq;
         let in_reset = q.in_reset;
         let sent_by_bouncer = self.conns[q.conn as usize].via_bouncer.then_some(self.now);
+        if !in_reset {
+            self.reqs[r as usize].cold_cpu = SimDuration::ZERO;
+        }
         let spec = self.pg_spec(pg);
         // the statement's message lands on an idle core while another runs: it waits for
         // that core to be woken

@@ -384,6 +384,53 @@ fn a_wakeup_grows_with_the_idle_time_by_its_points() {
 }
 
 #[test]
+fn a_slow_state_outlasts_the_idle_spell_that_set_it() {
+    // Poisson arrivals at 100/s, 1 ms of CPU (and `wait_ms` of waiting) on four cores, eight
+    // servers (no queueing), a 1 ms wake-up after ≥ 1 ms of idle host; `memory` keeps the host's recent idle
+    // spell for 30 ms (`network.wakeup_memory_ms`)
+    let with = |memory: bool, wait_ms: f64| {
+        let mut net = json!({"wakeup_after_ms": 1});
+        if memory {
+            net["wakeup_memory_ms"] = json!(30);
+        }
+        let sc = bouncer_base(json!({
+            "run": {"duration_s": 20, "warmup_s": 0.5, "replications": 1},
+            "clients": {"mode": "open", "rate_per_s": 100},
+            "workload": {"transactions": [{"name": "q", "statement_wait": {"const_ms": wait_ms},
+                "statement_cpu": {"const_ms": 1}, "wakeup": {"const_ms": 1}}]},
+            "app": {"pools": {"primary": {"min_size": 8, "max_size": 8}}},
+            "pgbouncer": {"default_pool_size": 8},
+            "postgres": {"cores": 4},
+            "network": net
+        }));
+        run_traced(&sc, 0).0
+    };
+    let base = with(false, 0.0);
+    let slow = with(true, 0.0);
+    // without memory only a request that finds the host idle for 1 ms pays: at 100/s most do,
+    // not all (a tenth arrive within 1 ms of the last statement's end, some while it runs)
+    // (the share that pays: the mean beyond the latency without a wake-up)
+    let paid_base = base.get("latency_mean_ms") - (slow.get("latency_p50_ms") - 1.0);
+    assert!(paid_base > 0.75 && paid_base < 0.95, "{paid_base}");
+    // with it every request pays, whether or not it finds the host idle: the slow state lasts
+    let (mean, p50) = (slow.get("latency_mean_ms"), slow.get("latency_p50_ms"));
+    assert!((mean - p50).abs() < 0.01, "{mean} {p50}");
+    // ... and a CPU-bound type pays it on its core: 2 ms of CPU a request instead of 1
+    let (u_base, u_slow) = (
+        base.get("postgres_cpu_utilization"),
+        slow.get("postgres_cpu_utilization"),
+    );
+    assert!((u_slow / u_base - 2.0).abs() < 0.1, "{u_base} {u_slow}");
+    // a type that spends half its service waiting pays half on its core, half as a delay:
+    // 1.5 ms of CPU a request, and every request 1 ms longer than the CPU-bound one
+    let waiting = with(true, 1.0);
+    let u = waiting.get("postgres_cpu_utilization");
+    assert!((u / u_base - 1.5).abs() < 0.08, "{u} {u_base}");
+    let longer = waiting.get("latency_mean_ms") - mean;
+    assert!((longer - 1.0).abs() < 0.05, "{longer}");
+}
+
+#[test]
 fn pgbouncer_pays_a_wakeup_when_work_finds_its_thread_idle() {
     // 0.1 ms per query and 0.2 ms per wake-up on PgBouncer's thread
     let run = |users: u32, wait_ms: f64| {
