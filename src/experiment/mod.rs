@@ -169,6 +169,9 @@ pub struct TxType {
     pub statements: u32,
     pub wait: Dist,
     pub cpu: Dist,
+    /// The CPU's share of a statement's mean service (mean CPU over mean wait + CPU; 0 when
+    /// both are zero).
+    pub cpu_share: f64,
     pub gap: Dist,
     /// Replaces `network.wakeup` for a request whose first transaction is of this type.
     pub wakeup: Option<Dist>,

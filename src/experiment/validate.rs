@@ -761,6 +761,12 @@ pub fn validate(f: &mut ExperimentFile) -> Result<(Scenario, Vec<Problem>), Inva
                     .collect();
             }
         }
+        let (w_mean, c_mean) = (wait.mean_ns(), cpu.mean_ns());
+        let cpu_share = if w_mean + c_mean > 0.0 {
+            c_mean / (w_mean + c_mean)
+        } else {
+            0.0
+        };
         txs.push(TxType {
             name: t.name.clone(),
             cum_weight: total_w,
@@ -768,6 +774,7 @@ pub fn validate(f: &mut ExperimentFile) -> Result<(Scenario, Vec<Problem>), Inva
             statements: statements.max(1),
             wait,
             cpu,
+            cpu_share,
             gap,
             wakeup,
             wakeup_by_idle,

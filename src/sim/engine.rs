@@ -812,15 +812,17 @@ impl<'a> Sim<'a> {
                 self.q.push(t, Ev::ClientTimeout { req: r, gen });
             }
         }
-        let mut idle = if !sc.network.wakeup.is_zero() || sc.workload.own_wakeup {
+        let idle = if !sc.network.wakeup.is_zero() || sc.workload.own_wakeup {
             self.host_idle()
         } else {
             None
         };
         if let (Some(tau), true) = (sc.network.wakeup_memory, sc.workload.own_wakeup) {
-            idle = self.recent_idle(tau, idle);
-        }
-        if let Some(idle) = idle {
+            let recent = self.recent_idle(tau, idle);
+            if self.slow_state_wakeup(r, idle, recent) {
+                return;
+            }
+        } else if let Some(idle) = idle {
             // a transaction type with its own wake-up: the request's first transaction is
             // drawn now, and runs when its turn comes
             let (wake, factor) = if sc.workload.own_wakeup {
@@ -841,26 +843,55 @@ impl<'a> Sim<'a> {
                 if factor != 1.0 {
                     d = d.mul_f64(factor);
                 }
-                if sc.network.wakeup_memory.is_some() && sc.workload.own_wakeup {
-                    // the host's slow state: the first statement runs longer, on its core for
-                    // the type's CPU share of its service, the rest a delay
-                    let t = &sc.workload.txs[self.reqs[r as usize].tx as usize];
-                    let (w, c) = (t.wait.mean_ns(), t.cpu.mean_ns());
-                    let share = if w + c > 0.0 { c / (w + c) } else { 0.0 };
-                    let on_core = d.mul_f64(share);
-                    self.reqs[r as usize].cold_cpu = on_core;
-                    d = SimDuration(d.0.saturating_sub(on_core.0));
-                    if d.is_zero() {
-                        self.app_start(r);
-                        return;
-                    }
-                }
                 let seq = self.reqs[r as usize].seq;
                 self.q.push(now + d, Ev::HostAwake { req: r, seq });
                 return;
             }
         }
         self.app_start(r);
+    }
+
+    /// A type's own wake-up with `network.wakeup_memory`, split where its slowness is: the
+    /// type's CPU share of it (`TxType::cpu_share`) is the host's slow state, which lasts —
+    /// by the factor at the host's `recent` idle spell, paid by every request while that spell
+    /// is long enough, as more CPU for its first statement on its core (`Req::cold_cpu`); the
+    /// rest is the wake-up of the hops, by the factor at the spell the request finds (`idle`),
+    /// paid only when it finds the host idle, as a delay before it starts. One draw of the
+    /// wake-up for both. `true` when the request waits for that delay (`HostAwake`).
+    fn slow_state_wakeup(
+        &mut self,
+        r: u32,
+        idle: Option<SimDuration>,
+        recent: Option<SimDuration>,
+    ) -> bool {
+        if idle.is_none() && recent.is_none() {
+            return false;
+        }
+        let sc = self.sc;
+        let tx = self.draw_tx();
+        let q = &mut self.reqs[r as usize];
+        q.tx = tx as u32;
+        q.tx_drawn = true;
+        let t = &sc.workload.txs[tx];
+        let wake = t.wakeup.as_ref().unwrap_or(&sc.network.wakeup);
+        if wake.is_zero() {
+            return false;
+        }
+        let d = wake.sample(&mut self.r.wakeup);
+        if let Some(recent) = recent {
+            let on_core = d.mul_f64(t.wakeup_factor(recent) * t.cpu_share);
+            self.reqs[r as usize].cold_cpu = on_core;
+        }
+        let Some(idle) = idle else {
+            return false;
+        };
+        let delay = d.mul_f64(t.wakeup_factor(idle) * (1.0 - t.cpu_share));
+        if delay.is_zero() {
+            return false;
+        }
+        let seq = self.reqs[r as usize].seq;
+        self.q.push(self.now + delay, Ev::HostAwake { req: r, seq });
+        true
     }
 
     /// The host's recent idle spell for the types' own wake-ups (`network.wakeup_memory`): the
