@@ -1719,8 +1719,15 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
             |v: &[f64]| -> Vec<f64> { v.iter().map(|ms| (ms - level).max(0.001)).collect() };
         let all_excess = excess_of(cold_tx);
         // a stall of many wake-ups in a few samples is a passing disturbance (a checkpoint's
-        // write, another process), not the wake-up: it stays out of the fit, on the record
-        let (excess, transients) = without_transients(&all_excess);
+        // write, another process), not the wake-up: it stays out of the fit, on the record —
+        // unless the samples split into two speeds: then the far ones are the type's slow
+        // mode, which open loops meet (VALIDATION.md, "The scan runs at two speeds")
+        let slow_mode = fit::two_speeds(cold_tx).is_some();
+        let (excess, transients) = if slow_mode {
+            (all_excess.clone(), Vec::new())
+        } else {
+            without_transients(&all_excess)
+        };
         let fitted =
             delay_dist(&excess).map_err(|e| anyhow!("fitting `{}` after a pause: {e}", tx.name))?;
         // the growth with the idle time: each pause's median excess against the reference's,
@@ -1751,6 +1758,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
             "excess_p95_ms": sig4(quantile(&excess, 0.95)),
             "samples": cold_tx.len(),
             "transients_left_out_ms": transients.iter().map(|&x| sig4(x)).collect::<Vec<_>>(),
+            "far_samples_kept_as_the_slow_mode": slow_mode,
             "by_pause": by_pause
                 .iter()
                 .map(|&(p, ex, n)| json!({"pause_ms": p, "excess_median_ms": sig4(ex), "samples": n}))
