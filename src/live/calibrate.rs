@@ -1718,16 +1718,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         let excess_of =
             |v: &[f64]| -> Vec<f64> { v.iter().map(|ms| (ms - level).max(0.001)).collect() };
         let all_excess = excess_of(cold_tx);
-        // a stall of many wake-ups in a few samples is a passing disturbance (a checkpoint's
-        // write, another process), not the wake-up: it stays out of the fit, on the record —
-        // unless the samples split into two speeds: then the far ones are the type's slow
-        // mode, which open loops meet (VALIDATION.md, "The scan runs at two speeds")
-        let slow_mode = fit::two_speeds(cold_tx).is_some();
-        let (excess, transients) = if slow_mode {
-            (all_excess.clone(), Vec::new())
-        } else {
-            without_transients(&all_excess)
-        };
+        let (excess, transients, slow_mode) = wakeup_samples(cold_tx, &all_excess);
         let fitted =
             delay_dist(&excess).map_err(|e| anyhow!("fitting `{}` after a pause: {e}", tx.name))?;
         // the growth with the idle time: each pause's median excess against the reference's,
@@ -2782,6 +2773,23 @@ fn scaled(d: &DistFit, k: f64) -> DistFit {
     }
 }
 
+/// A type's wake-up samples (`excess`, ms, of the transactions timed after the reference
+/// pause, `after`, ms): the kept ones, the transients left out, and whether the far ones were
+/// kept as the type's slow mode. A stall of many wake-ups in a few samples is a passing
+/// disturbance (a checkpoint's write, another process), not the wake-up: it stays out of the
+/// fit, on the record ([`without_transients`]) — unless the transactions split into two
+/// speeds ([`fit::two_speeds`]): then the far samples are the type's slow mode, which open
+/// loops meet, and stay (VALIDATION.md, "The scan runs at two speeds": run 68's scan after 5 ms,
+/// 8 of 80 samples near 1.1 ms of excess left out as transients, where 15–60 % of an open
+/// loop's scans ran that slow in the traces).
+fn wakeup_samples(after: &[f64], excess: &[f64]) -> (Vec<f64>, Vec<f64>, bool) {
+    if fit::two_speeds(after).is_some() {
+        return (excess.to_vec(), Vec::new(), true);
+    }
+    let (kept, out) = without_transients(excess);
+    (kept, out, false)
+}
+
 /// Tukey's far-out fence, in interquartile ranges above the upper quartile, beyond which a
 /// wake-up sample is a transient (and at least `TRANSIENT_MIN_RATIO` times the upper quartile).
 const TRANSIENT_IQRS: f64 = 3.0;
@@ -3084,6 +3092,28 @@ mod tests {
         assert!(without_transients(&v).1.is_empty());
         // too few samples to tell
         assert!(without_transients(&[0.2, 0.3, 9.0]).1.is_empty());
+    }
+
+    #[test]
+    fn far_wakeups_stay_when_the_transactions_run_at_two_speeds() {
+        // 72 transactions at ~1.3 ms and 8 at ~2.4 ms after the pause, level 1.25 ms: the far
+        // excesses (~1.15 ms) lie beyond the fence of the near ones (~0.05 ms) and are a tenth,
+        // so the filter alone leaves them out ...
+        let mut after: Vec<f64> = (0..72).map(|i| 1.29 + 0.0005 * i as f64).collect();
+        after.extend((0..8).map(|i| 2.38 + 0.005 * i as f64));
+        let excess: Vec<f64> = after.iter().map(|ms| ms - 1.25).collect();
+        assert_eq!(without_transients(&excess).1.len(), 8);
+        // ... but the transactions run at two speeds: they are the slow mode, and all stay
+        let (kept, out, slow) = wakeup_samples(&after, &excess);
+        assert!(slow);
+        assert_eq!((kept.len(), out.len()), (80, 0));
+        // a stall of two samples in a single speed still goes
+        let mut after: Vec<f64> = (0..78).map(|i| 1.29 + 0.0005 * i as f64).collect();
+        after.extend([11.0, 12.0]);
+        let excess: Vec<f64> = after.iter().map(|ms| ms - 1.25).collect();
+        let (kept, out, slow) = wakeup_samples(&after, &excess);
+        assert!(!slow);
+        assert_eq!((kept.len(), out.len()), (78, 2), "{out:?}");
     }
 
     #[test]
