@@ -306,10 +306,11 @@ pub struct NetworkFile {
     pub wakeup: Option<DurationSpec>,
     /// Idle time after which the host's CPUs count as asleep (default 1 ms).
     pub wakeup_after_ms: Option<f64>,
-    /// With it, a transaction type's own wake-up follows the host's recent idle spells rather
-    /// than the one a request finds: the mean of the spells of the last `wakeup_memory_ms`
-    /// (exponentially weighted) sets the factor, and every request pays it, idle host or not
-    /// (absent: only a request that finds the host idle pays, by that spell).
+    /// The host's slow state: with it, the CPU share of a transaction type's own wake-up
+    /// follows the host's recent idle spell (the longest a request found, decaying with this
+    /// time constant) and is paid by every request, idle host or not, as more CPU on its first
+    /// statement's core; the rest stays a delay for a request that finds the host idle, by the
+    /// spell it finds (absent: all of it so).
     pub wakeup_memory_ms: Option<f64>,
 }
 
