@@ -65,10 +65,6 @@ impl SimDuration {
     pub fn half(self) -> Self {
         SimDuration(self.0 / 2)
     }
-    /// `self − other`, zero if `other` is longer.
-    pub fn saturating_sub(self, other: Self) -> Self {
-        SimDuration(self.0.saturating_sub(other.0))
-    }
     pub fn mul_f64(self, k: f64) -> Self {
         Self::from_ns_f64(self.0 as f64 * k)
     }

@@ -1667,8 +1667,9 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
     let mut hot_means: Vec<f64> = Vec::new();
     // the latencies of the unbroken runs the level keeps, per type (their P95 sets the spread)
     let mut hot_lats: Vec<Vec<f64>> = Vec::new();
-    // the latencies after the reference pause, per type (whether it runs at two speeds)
-    let mut cold_lats: Vec<Vec<f64>> = Vec::new();
+    // per type, whether its transactions after the reference pause ran at two speeds, and
+    // how many were timed
+    let mut cold_speeds: Vec<(Option<fit::TwoSpeeds>, usize)> = Vec::new();
     let mut alarm = Alarm::new()?;
     for tx in &txs {
         let end = Instant::now() + share;
@@ -1708,7 +1709,6 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         let level = trimmed_mean(&steady_means);
         hot_lats.push(kept_latencies(&steady));
         let cold_tx = &after[REFERENCE];
-        cold_lats.push(cold_tx.clone());
         let hot_med = median(&hot_tx);
         hot_means.push(level);
         // beyond the level the model serves the type at (at least 0.001 ms: a wake-up is never
@@ -1718,7 +1718,8 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
         let excess_of =
             |v: &[f64]| -> Vec<f64> { v.iter().map(|ms| (ms - level).max(0.001)).collect() };
         let all_excess = excess_of(cold_tx);
-        let (excess, transients, slow_mode) = wakeup_samples(cold_tx, &all_excess);
+        let (excess, transients, speeds) = wakeup_samples(cold_tx, &all_excess);
+        cold_speeds.push((speeds, cold_tx.len()));
         let fitted =
             delay_dist(&excess).map_err(|e| anyhow!("fitting `{}` after a pause: {e}", tx.name))?;
         // the growth with the idle time: each pause's median excess against the reference's,
@@ -1749,7 +1750,7 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
             "excess_p95_ms": sig4(quantile(&excess, 0.95)),
             "samples": cold_tx.len(),
             "transients_left_out_ms": transients.iter().map(|&x| sig4(x)).collect::<Vec<_>>(),
-            "far_samples_kept_as_the_slow_mode": slow_mode,
+            "far_samples_kept_as_the_slow_mode": speeds.is_some(),
             "by_pause": by_pause
                 .iter()
                 .map(|&(p, ex, n)| json!({"pause_ms": p, "excess_median_ms": sig4(ex), "samples": n}))
@@ -2155,13 +2156,14 @@ async fn measure(opts: &CalibrateOptions, cores: usize, b: &Budget) -> Result<Ca
     let mut speeds_prov = Vec::new();
     for (i, m) in measured.iter().enumerate() {
         let of = |v: Option<&Vec<f64>>| v.and_then(|l| fit::two_speeds(l));
-        let (b2b, cold) = (of(hot_lats.get(i)), of(cold_lats.get(i)));
+        let (cold, cold_n) = cold_speeds.get(i).copied().unwrap_or((None, 0));
+        let b2b = of(hot_lats.get(i));
         speeds_prov.push(json!({
             "transaction": m.name,
             "back_to_back": b2b.map(speeds_json),
             "back_to_back_samples": hot_lats.get(i).map_or(0, Vec::len),
             "after_a_pause": cold.map(speeds_json),
-            "after_a_pause_samples": cold_lats.get(i).map_or(0, Vec::len),
+            "after_a_pause_samples": cold_n,
         }));
     }
     prov.insert(
@@ -2774,20 +2776,20 @@ fn scaled(d: &DistFit, k: f64) -> DistFit {
 }
 
 /// A type's wake-up samples (`excess`, ms, of the transactions timed after the reference
-/// pause, `after`, ms): the kept ones, the transients left out, and whether the far ones were
-/// kept as the type's slow mode. A stall of many wake-ups in a few samples is a passing
+/// pause, `after`, ms): the kept ones, the transients left out, and the two speeds of `after`
+/// when it has them (then the far samples were kept as the type's slow mode). A stall of many wake-ups in a few samples is a passing
 /// disturbance (a checkpoint's write, another process), not the wake-up: it stays out of the
 /// fit, on the record ([`without_transients`]) — unless the transactions split into two
 /// speeds ([`fit::two_speeds`]): then the far samples are the type's slow mode, which open
 /// loops meet, and stay (VALIDATION.md, "The scan runs at two speeds": run 68's scan after 5 ms,
 /// 8 of 80 samples near 1.1 ms of excess left out as transients, where 15–60 % of an open
 /// loop's scans ran that slow in the traces).
-fn wakeup_samples(after: &[f64], excess: &[f64]) -> (Vec<f64>, Vec<f64>, bool) {
-    if fit::two_speeds(after).is_some() {
-        return (excess.to_vec(), Vec::new(), true);
+fn wakeup_samples(after: &[f64], excess: &[f64]) -> (Vec<f64>, Vec<f64>, Option<fit::TwoSpeeds>) {
+    if let Some(t) = fit::two_speeds(after) {
+        return (excess.to_vec(), Vec::new(), Some(t));
     }
     let (kept, out) = without_transients(excess);
-    (kept, out, false)
+    (kept, out, None)
 }
 
 /// Tukey's far-out fence, in interquartile ranges above the upper quartile, beyond which a
@@ -3105,14 +3107,14 @@ mod tests {
         assert_eq!(without_transients(&excess).1.len(), 8);
         // ... but the transactions run at two speeds: they are the slow mode, and all stay
         let (kept, out, slow) = wakeup_samples(&after, &excess);
-        assert!(slow);
+        assert!(slow.is_some());
         assert_eq!((kept.len(), out.len()), (80, 0));
         // a stall of two samples in a single speed still goes
         let mut after: Vec<f64> = (0..78).map(|i| 1.29 + 0.0005 * i as f64).collect();
         after.extend([11.0, 12.0]);
         let excess: Vec<f64> = after.iter().map(|ms| ms - 1.25).collect();
         let (kept, out, slow) = wakeup_samples(&after, &excess);
-        assert!(!slow);
+        assert!(slow.is_none());
         assert_eq!((kept.len(), out.len()), (78, 2), "{out:?}");
     }
 

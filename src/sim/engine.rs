@@ -14,6 +14,7 @@ use super::METRIC_NAMES;
 use crate::dist::Dist;
 use crate::experiment::{
     Balance, FaultKind, FaultTarget, Hold, Load, PgSpec, PoolKind, PoolMode, Scenario, Target,
+    TxType,
 };
 use crate::model::app::{AppPool, Conn, ConnState, Instance};
 use crate::model::backend::Postgres;
@@ -826,11 +827,7 @@ impl<'a> Sim<'a> {
             // a transaction type with its own wake-up: the request's first transaction is
             // drawn now, and runs when its turn comes
             let (wake, factor) = if sc.workload.own_wakeup {
-                let tx = self.draw_tx();
-                let q = &mut self.reqs[r as usize];
-                q.tx = tx as u32;
-                q.tx_drawn = true;
-                let t = &sc.workload.txs[tx];
+                let t = self.draw_tx_at_arrival(r);
                 (
                     t.wakeup.as_ref().unwrap_or(&sc.network.wakeup),
                     t.wakeup_factor(idle),
@@ -868,11 +865,7 @@ impl<'a> Sim<'a> {
             return false;
         }
         let sc = self.sc;
-        let tx = self.draw_tx();
-        let q = &mut self.reqs[r as usize];
-        q.tx = tx as u32;
-        q.tx_drawn = true;
-        let t = &sc.workload.txs[tx];
+        let t = self.draw_tx_at_arrival(r);
         let wake = t.wakeup.as_ref().unwrap_or(&sc.network.wakeup);
         if wake.is_zero() {
             return false;
@@ -1154,6 +1147,16 @@ impl<'a> Sim<'a> {
         txs.iter()
             .position(|t| u < t.cum_weight)
             .unwrap_or(txs.len() - 1)
+    }
+
+    /// Request `r`'s first transaction type, drawn on arrival (for its own wake-up); it runs
+    /// when its turn comes.
+    fn draw_tx_at_arrival(&mut self, r: u32) -> &'a TxType {
+        let tx = self.draw_tx();
+        let q = &mut self.reqs[r as usize];
+        q.tx = tx as u32;
+        q.tx_drawn = true;
+        &self.sc.workload.txs[tx]
     }
 
     fn start_tx(&mut self, r: u32) {
